@@ -1,0 +1,25 @@
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        "results/metrics.csv",
+        figures=expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+    default_target: True

@@ -1,0 +1,30 @@
+"""Config validation outside Snakemake (the CLI and tests use the workflow's own schema)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def validate_config(config: dict, source: str = "config") -> None:
+    """Raise ConfigError naming the offending key path, e.g. `preprocess: 'sise' was unexpected`."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines))
+
+
+def load_config(path: str | Path) -> dict:
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    validate_config(config, str(path))
+    return config

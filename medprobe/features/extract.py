@@ -1,0 +1,98 @@
+"""Feature extraction: memory-mapped uint8 images -> resize/normalise -> frozen model -> float16.
+
+Batches are sliced straight from the memory-mapped split array (contiguous reads, no per-image
+files) by DataLoader workers; resizing runs batched on the compute device, so with a GPU the
+model never waits on Python-level per-image work.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from medprobe.atomic import atomic_path
+
+
+class ArrayBatches(Dataset):
+    """Item b is the b-th batch of a memory-mapped (N, S, S) uint8 array, as a tensor."""
+
+    def __init__(self, path: str | Path, batch_size: int):
+        self.path, self.batch_size = str(path), batch_size
+        self.length = np.load(self.path, mmap_mode="r").shape[0]
+        self._array = None  # opened lazily so each worker process maps the file itself
+
+    def __len__(self) -> int:
+        return (self.length + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        start = index * self.batch_size
+        return torch.from_numpy(np.ascontiguousarray(self._array[start:start + self.batch_size]))
+
+
+def choose_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"extract.device is '{requested}' but CUDA is not available here")
+    return device
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    """bf16 autocast on GPUs; fp32 on CPUs, where bf16 is several times slower without AVX512-BF16."""
+    if requested == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return requested
+
+
+def prepare(batch: torch.Tensor, res: int, device: torch.device) -> torch.Tensor:
+    """uint8 (B, S, S) -> float (B, 1, res, res) in [0, 1] on the device."""
+    images = batch.to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+    if images.shape[-1] != res:
+        images = F.interpolate(images, size=(res, res), mode="bilinear", antialias=True,
+                               align_corners=False)
+    return images
+
+
+@torch.inference_mode()
+def token_shapes(module: torch.nn.Module, res: int, device: torch.device) -> dict[str, int]:
+    return {name: t.shape[1] for name, t in module(torch.zeros(1, 1, res, res, device=device)).items()}
+
+
+@torch.inference_mode()
+def extract_array(array_path: str | Path, out_path: str | Path, module: torch.nn.Module, res: int,
+                  batch_size: int, num_workers: int, device: torch.device, precision: str,
+                  desc: str = "extract") -> tuple[int, ...]:
+    """Writes float16 features (N, n_tokens, dim) to out_path; returns the shape."""
+    shapes = token_shapes(module, res, device)
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"token dimensions differ ({shapes}); cannot stack them")
+    batches = ArrayBatches(array_path, batch_size)
+    shape = (batches.length, len(shapes), next(iter(shapes.values())))
+    loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda",
+                        persistent_workers=False)
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+                if precision == "bf16" else nullcontext())
+    with atomic_path(out_path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        row = 0
+        with tqdm(total=batches.length, desc=desc, unit="img") as progress:
+            for batch in loader:
+                with autocast:
+                    tokens = module(prepare(batch, res, device))
+                stacked = torch.stack([tokens[name].float() for name in shapes], dim=1)
+                out[row:row + len(batch)] = stacked.to(torch.float16).cpu().numpy()
+                row += len(batch)
+                progress.update(len(batch))
+        out.flush()
+        del out
+    return shape

@@ -1,0 +1,55 @@
+"""Helpers shared by the rule files: registry checks, wildcard constraints, target lists."""
+
+from medprobe.backbones.registry import get_backbone
+from medprobe.datasets.registry import get_dataset
+from medprobe.registry import UnknownEntryError
+
+
+def check_registry_names():
+    """Unknown dataset or backbone names fail at DAG build, naming the config key."""
+    try:
+        for name in config["datasets"]:
+            get_dataset(name)
+        for name in config["backbones"]:
+            get_backbone(name)
+    except UnknownEntryError as err:
+        raise ValueError(f"config: {err}") from None
+
+
+check_registry_names()
+
+DATASETS = sorted(config["datasets"])
+BACKBONES = config["backbones"]
+RESOLUTIONS = [str(res) for res in config["resolutions"]]
+PROBES = sorted(config["probes"])
+SEEDS = [str(seed) for seed in config["seeds"]]
+SPLITS = ["train", "val", "test"]
+FIGURES = ["metric_vs_resolution", "heatmap"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    backbone="|".join(BACKBONES),
+    res=r"\d+",
+    probe="|".join(PROBES),
+    seed=r"\d+",
+
+
+def dataset_options(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def probe_params(wildcards):
+    """Only this probe's parameters, so editing one probe reruns only its jobs."""
+    return config["probes"][wildcards.probe]
+
+
+def evaluation_targets():
+    return expand(
+        "results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/metrics.csv",
+        dataset=DATASETS,
+        backbone=BACKBONES,
+        res=RESOLUTIONS,
+        probe=PROBES,
+        seed=SEEDS,
+    )

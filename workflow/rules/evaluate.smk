@@ -1,0 +1,20 @@
+rule evaluate:
+    input:
+        predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
+        provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
+        table="data/processed/{dataset}/items.parquet",
+        spec="data/processed/{dataset}/spec.json",
+    output:
+        metrics="results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/metrics.csv",
+        provenance="results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
+    params:
+        settings=config["evaluate"],
+    log:
+        "logs/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/probe.yaml"
+    script:
+        "../scripts/evaluate.py"

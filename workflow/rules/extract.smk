@@ -1,0 +1,27 @@
+rule extract_features:
+    input:
+        table="data/processed/{dataset}/items.parquet",
+        spec="data/processed/{dataset}/spec.json",
+        arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
+        provenance="data/processed/{dataset}/provenance.json",
+    output:
+        features=expand(
+            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy", split=SPLITS
+        ),
+        index="results/features/{dataset}/{backbone}/{res}/index.parquet",
+        spec="results/features/{dataset}/{backbone}/{res}/spec.json",
+        provenance="results/features/{dataset}/{backbone}/{res}/provenance.json",
+    params:
+        settings=config["extract"],
+    log:
+        "logs/extract_features/{dataset}/{backbone}/{res}.log",
+    benchmark:
+        "results/benchmarks/extract_features/{dataset}/{backbone}/{res}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=1,
+    conda:
+        "../../envs/extract.yaml"
+    script:
+        "../scripts/extract_features.py"

@@ -1,0 +1,22 @@
+rule preprocess:
+    input:
+        manifest="data/raw/{dataset}/manifest.tsv",
+        provenance="data/raw/{dataset}/provenance.json",
+    output:
+        table="data/processed/{dataset}/items.parquet",
+        split="data/processed/{dataset}/split.tsv",
+        spec="data/processed/{dataset}/spec.json",
+        arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
+        provenance="data/processed/{dataset}/provenance.json",
+    params:
+        settings=config["preprocess"],
+    log:
+        "logs/preprocess/{dataset}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{dataset}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/preprocess.py"

@@ -1,0 +1,22 @@
+rule probe:
+    input:
+        features=expand(
+            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy", split=SPLITS
+        ),
+        index="results/features/{dataset}/{backbone}/{res}/index.parquet",
+        spec="results/features/{dataset}/{backbone}/{res}/spec.json",
+        provenance="results/features/{dataset}/{backbone}/{res}/provenance.json",
+    output:
+        predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
+        provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
+    params:
+        settings=probe_params,
+    log:
+        "logs/probe/{dataset}/{backbone}/{res}/{probe}/seed{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/probe.yaml"
+    script:
+        "../scripts/probe.py"

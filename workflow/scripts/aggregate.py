@@ -1,0 +1,9 @@
+from medprobe.logs import log_to
+from medprobe.pipeline import aggregate_stage
+
+with log_to(snakemake.log[0]):
+    aggregate_stage(
+        list(snakemake.input.metrics),
+        metrics_out=snakemake.output.metrics,
+        provenance_dir=snakemake.output.provenance,
+    )

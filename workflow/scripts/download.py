@@ -1,0 +1,12 @@
+from medprobe.logs import log_to
+from medprobe.pipeline import download_stage
+
+with log_to(snakemake.log[0]):
+    download_stage(
+        snakemake.wildcards.dataset,
+        dict(snakemake.params.options),
+        manifest=snakemake.output.manifest,
+        provenance=snakemake.output.provenance,
+        rule=snakemake.rule,
+        log_path=snakemake.log[0],
+    )

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from medprobe.logs import log_to
+from medprobe.pipeline import extract_stage
+
+with log_to(snakemake.log[0]):
+    extract_stage(
+        snakemake.wildcards.dataset,
+        snakemake.wildcards.backbone,
+        int(snakemake.wildcards.res),
+        dict(snakemake.params.settings),
+        processed_dir=str(Path(snakemake.input.table).parent),
+        upstream=snakemake.input.provenance,
+        out_dir=str(Path(snakemake.output.index).parent),
+        threads=snakemake.threads,
+        rule=snakemake.rule,
+        log_path=snakemake.log[0],
+    )

@@ -1,0 +1,13 @@
+from medprobe.logs import log_to
+from medprobe.pipeline import preprocess_stage
+
+with log_to(snakemake.log[0]):
+    preprocess_stage(
+        snakemake.wildcards.dataset,
+        dict(snakemake.params.settings),
+        manifest=snakemake.input.manifest,
+        upstream=snakemake.input.provenance,
+        outputs=dict(snakemake.output.items()),
+        rule=snakemake.rule,
+        log_path=snakemake.log[0],
+    )

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from medprobe.logs import log_to
+from medprobe.pipeline import probe_stage
+
+with log_to(snakemake.log[0]):
+    probe_stage(
+        snakemake.wildcards.probe,
+        dict(snakemake.params.settings),
+        int(snakemake.wildcards.seed),
+        feature_dir=str(Path(snakemake.input.index).parent),
+        upstream=snakemake.input.provenance,
+        predictions=snakemake.output.predictions,
+        provenance=snakemake.output.provenance,
+        rule=snakemake.rule,
+        log_path=snakemake.log[0],
+    )
