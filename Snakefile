@@ -10,6 +10,16 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    backbone="|".join(BACKBONES),
+    res=r"\d+",
+    probe="|".join(PROBES),
+    seed=r"\d+",
+
+
 include: "workflow/rules/download.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/extract.smk"
@@ -19,7 +29,9 @@ include: "workflow/rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/metrics.csv",
-        figures=expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
-    default_target: True
+        figures=expand(
+            "results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]
+        ),

@@ -130,8 +130,10 @@ def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndar
 
 
 def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream: str,
-                predictions: str, provenance: str, rule: str | None = None,
+                predictions: str, provenance: str, threads: int = 1, rule: str | None = None,
                 log_path: str | None = None) -> None:
+    from threadpoolctl import threadpool_limits
+
     from medprobe.probes.registry import get_probe
 
     feature_dir = Path(feature_dir)
@@ -150,8 +152,14 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     rows, info = [], {}
     for task_name, task in spec["tasks"].items():
         y = {s: task_targets(parts[s], task) for s in SPLITS}
-        scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
-                                      params, task["type"], seed)
+        try:
+            # Small fits are slower with many BLAS threads than with the job's share of cores.
+            with threadpool_limits(limits=max(1, threads)):
+                scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
+                                              params, task["type"], seed)
+        except ValueError as err:
+            raise ValueError(f"{probe} on {feature_dir}, task '{task_name}' "
+                             f"(label columns in order: {task['labels']}): {err}") from err
         truth = parts["test"][[f"label_{label}" for label in task["labels"]]].to_numpy()
         for j, label in enumerate(task["labels"]):
             rows.append(pd.DataFrame({

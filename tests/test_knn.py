@@ -54,11 +54,15 @@ def test_matches_brute_force_with_ties_and_chunks(monkeypatch, chunk_elements):
     train_y = (rng.random((50, 3)) < 0.4).astype(int)
     for k in (1, 5, 17, 50):
         np.testing.assert_allclose(
-            knn_scores(train_x, train_y, query_x, k, 0.07, task_type="multilabel"), _brute_force(train_x, train_y, query_x, k, 0.07), atol=1e-12
+            knn_scores(train_x, train_y, query_x, k, 0.07, task_type="multilabel"),
+            _brute_force(train_x, train_y, query_x, k, 0.07),
+            atol=1e-12,
         )
     classes = rng.integers(0, 4, 50)
     np.testing.assert_allclose(
-        knn_scores(train_x, classes, query_x, 7, 0.1, task_type="multiclass"), _brute_force(train_x, np.eye(4)[classes], query_x, 7, 0.1), atol=1e-12
+        knn_scores(train_x, classes, query_x, 7, 0.1, task_type="multiclass"),
+        _brute_force(train_x, np.eye(4)[classes], query_x, 7, 0.1),
+        atol=1e-12,
     )
 
 
@@ -67,14 +71,24 @@ def test_neighbours_match_sklearn_without_ties():
     train_x = rng.standard_normal((300, 16)).astype(np.float32)
     query_x = rng.standard_normal((40, 16)).astype(np.float32)
     _, indices = _top_k_neighbours(_l2_normalised(train_x), _l2_normalised(query_x), 10)
-    expected = NearestNeighbors(n_neighbors=10, metric="cosine", algorithm="brute").fit(train_x).kneighbors(query_x, return_distance=False)
+    expected = (
+        NearestNeighbors(n_neighbors=10, metric="cosine", algorithm="brute")
+        .fit(train_x)
+        .kneighbors(query_x, return_distance=False)
+    )
     np.testing.assert_array_equal(indices, expected)
 
 
 def test_scores_are_probabilities():
     rng = np.random.default_rng(2)
     classes = rng.integers(0, 3, 60)
-    scores = knn_scores(rng.standard_normal((60, 8)), classes, rng.standard_normal((9, 8)).astype(np.float32), 10, task_type="multiclass")
+    scores = knn_scores(
+        rng.standard_normal((60, 8)),
+        classes,
+        rng.standard_normal((9, 8)).astype(np.float32),
+        10,
+        task_type="multiclass",
+    )
     assert scores.dtype == np.float64 and scores.shape == (9, 3)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0)
 
@@ -85,18 +99,25 @@ def test_select_chooses_k_on_val_and_predicts_from_train_plus_val():
     y = ((x[:, :2] + 0.8 * rng.standard_normal((140, 2))) > 0).astype(int)
     splits = (x[:80], y[:80], x[80:110], y[80:110], x[110:])
     test_scores, info = select_and_predict_knn(*splits, ks=[20, 1, 5], temperature=0.07, task_type="multilabel", seed=0)
-    expected_val = [macro_auroc(y[80:110], knn_scores(x[:80], y[:80], x[80:110], k, 0.07, task_type="multilabel"), "multilabel") for k in (1, 5, 20)]
+    expected_val = [
+        macro_auroc(y[80:110], knn_scores(x[:80], y[:80], x[80:110], k, 0.07, task_type="multilabel"), "multilabel")
+        for k in (1, 5, 20)
+    ]
     assert info["ks"] == [1, 5, 20]
     np.testing.assert_allclose(info["val_auroc"], expected_val, atol=1e-12)
     assert info["k"] == [1, 5, 20][int(np.argmax(expected_val))]
-    np.testing.assert_array_equal(test_scores, knn_scores(x[:110], y[:110], x[110:], info["k"], 0.07, task_type="multilabel"))
+    np.testing.assert_array_equal(
+        test_scores, knn_scores(x[:110], y[:110], x[110:], info["k"], 0.07, task_type="multilabel")
+    )
 
 
 def test_select_multiclass_keeps_classes_missing_from_train():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((60, 4))
     train_y, val_y = rng.integers(0, 2, 40), np.r_[rng.integers(0, 2, 19), 2]
-    scores, info = select_and_predict_knn(x[:40], train_y, x[40:], val_y, x[:5], ks=[3], temperature=0.07, task_type="multiclass", seed=0)
+    scores, info = select_and_predict_knn(
+        x[:40], train_y, x[40:], val_y, x[:5], ks=[3], temperature=0.07, task_type="multiclass", seed=0
+    )
     assert scores.shape == (5, 3) and info["k"] == 3
 
 

@@ -49,7 +49,9 @@ def test_multilabel_matches_sklearn_per_label():
     assert scores.shape == (35, 3) and scores.dtype == np.float64
     assert info["c_grid"] == GRID.tolist()  # swept in ascending order whatever order it is given in
     for label in range(3):
-        chosen, val_auroc, test_probability = _sklearn_reference(x[:80], y[:80, label], x[80:115], y[80:115, label], x[115:], GRID)
+        chosen, val_auroc, test_probability = _sklearn_reference(
+            x[:80], y[:80, label], x[80:115], y[80:115, label], x[115:], GRID
+        )
         assert info["c"][label] == chosen
         np.testing.assert_allclose(info["val_auroc"][label], val_auroc, atol=1e-12)
         np.testing.assert_allclose(scores[:, label], test_probability, atol=1e-12)
@@ -59,14 +61,24 @@ def test_multiclass_matches_sklearn():
     x, y = _data(1)
     classes = y[:, 0] + y[:, 1]  # 0, 1, 2
     scores, info = select_and_predict_logreg(
-        x[:80], classes[:80], x[80:115], classes[80:115], x[115:], c_grid=GRID, task_type="multiclass", max_iter=200, seed=0
+        x[:80],
+        classes[:80],
+        x[80:115],
+        classes[80:115],
+        x[115:],
+        c_grid=GRID,
+        task_type="multiclass",
+        max_iter=200,
+        seed=0,
     )
     scaler = StandardScaler().fit(x[:80])
     model = LogisticRegression(max_iter=200, warm_start=True)
     val_auroc = []
     for c in GRID:
         model.set_params(C=c).fit(scaler.transform(x[:80]), classes[:80])
-        val_auroc.append(roc_auc_score(classes[80:115], model.predict_proba(scaler.transform(x[80:115])), multi_class="ovr"))
+        val_auroc.append(
+            roc_auc_score(classes[80:115], model.predict_proba(scaler.transform(x[80:115])), multi_class="ovr")
+        )
     chosen = GRID[int(np.argmax(val_auroc))]
     final_scaler = StandardScaler().fit(x[:115])
     final = LogisticRegression(C=chosen, max_iter=200).fit(final_scaler.transform(x[:115]), classes[:115])

@@ -14,7 +14,9 @@ def _sklearn_binary_metrics(y_true, y_score, threshold):
         warnings.simplefilter("ignore")  # sklearn warns for one-class labels; the values are what we compare
         return {
             "accuracy": np.mean([accuracy_score(y_true[:, j], predicted[:, j]) for j in range(y_true.shape[1])]),
-            "balanced_accuracy": np.mean([balanced_accuracy_score(y_true[:, j], predicted[:, j]) for j in range(y_true.shape[1])]),
+            "balanced_accuracy": np.mean(
+                [balanced_accuracy_score(y_true[:, j], predicted[:, j]) for j in range(y_true.shape[1])]
+            ),
             "f1": np.mean([f1_score(y_true[:, j], predicted[:, j], zero_division=0) for j in range(y_true.shape[1])]),
         }
 
@@ -57,7 +59,9 @@ def test_multiclass_matches_sklearn():
     y_score = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     metrics = compute_metrics(y_true, y_score, "multiclass", ["glioma", "meningioma", "pituitary"])
     predicted = y_score.argmax(axis=1)
-    assert metrics["auroc"] == pytest.approx(roc_auc_score(y_true, y_score, multi_class="ovr", average="macro"), abs=1e-12)
+    assert metrics["auroc"] == pytest.approx(
+        roc_auc_score(y_true, y_score, multi_class="ovr", average="macro"), abs=1e-12
+    )
     assert metrics["auroc[meningioma]"] == pytest.approx(roc_auc_score(y_true == 1, y_score[:, 1]), abs=1e-12)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(y_true, predicted), abs=1e-12)
     assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, predicted), abs=1e-12)
@@ -66,7 +70,9 @@ def test_multiclass_matches_sklearn():
 
 def test_multiclass_with_unpredicted_and_absent_classes_matches_sklearn():
     y_true = np.array([0, 0, 1, 1, 1, 0])
-    y_score = np.array([[0.5, 0.2, 0.3], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.8, 0.1, 0.1]])
+    y_score = np.array(
+        [[0.5, 0.2, 0.3], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.8, 0.1, 0.1]]
+    )
     metrics = compute_metrics(y_true, y_score, "multiclass", ["x", "y", "z"])
     predicted = y_score.argmax(axis=1)
     with warnings.catch_warnings():
@@ -85,7 +91,9 @@ def test_one_class_label_is_nan_and_left_out_of_macro(multilabel_data):
     metrics = compute_metrics(y_true, y_score, "multilabel", ["a", "b", "c", "d"])
     assert np.isnan(metrics["auroc[c]"])
     assert metrics["n_labels_auroc"] == 3
-    assert metrics["auroc"] == pytest.approx(np.mean(roc_auc_score(y_true[:, [0, 1, 3]], y_score[:, [0, 1, 3]], average=None)))
+    assert metrics["auroc"] == pytest.approx(
+        np.mean(roc_auc_score(y_true[:, [0, 1, 3]], y_score[:, [0, 1, 3]], average=None))
+    )
     assert macro_auroc(y_true, y_score, "multilabel") == pytest.approx(metrics["auroc"])
     for name, value in _sklearn_binary_metrics(y_true, y_score, 0.5).items():
         assert metrics[name] == pytest.approx(value, abs=1e-12)
@@ -178,7 +186,9 @@ def test_duplicated_patients_widen_the_interval():
     patients = np.repeat(np.arange(40), copies)
     cluster = bootstrap_ci(y_true, y_score, patients, "binary", ["p"], n_boot=500, seed=0)["auroc"]
     item_level = bootstrap_ci(y_true, y_score, np.arange(len(y_true)), "binary", ["p"], n_boot=500, seed=0)["auroc"]
-    one_per_patient = bootstrap_ci(y_patient, score_patient, np.arange(40), "binary", ["p"], n_boot=500, seed=0)["auroc"]
+    one_per_patient = bootstrap_ci(y_patient, score_patient, np.arange(40), "binary", ["p"], n_boot=500, seed=0)[
+        "auroc"
+    ]
     width = lambda interval: interval[1] - interval[0]  # noqa: E731
     assert width(cluster) > 2 * width(item_level)
     assert width(cluster) == pytest.approx(width(one_per_patient), rel=0.25)

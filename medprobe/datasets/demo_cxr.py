@@ -36,9 +36,7 @@ LUNG_CENTER_Y, LUNG_HALF_WIDTH, LUNG_HALF_HEIGHT = 0.0, 0.29, 0.62
 STUDY_DATE_ORIGIN = np.datetime64("2020-01-01")
 
 
-def generate(
-    out_dir: Path, n_patients: int = 400, seed: int = 0, split_fractions=(0.6, 0.2, 0.2)
-) -> None:
+def generate(out_dir: Path, n_patients: int = 400, seed: int = 0, split_fractions=(0.6, 0.2, 0.2)) -> None:
     """Write images/<image_id>.dcm, labels.csv (NIH ChestX-ray14 style plus Control) and split.csv."""
     out_dir = Path(out_dir)
     if abs(sum(split_fractions) - 1.0) > 1e-9 or len(split_fractions) != 3:
@@ -113,7 +111,7 @@ def _radiograph(rng: np.random.Generator, shape: tuple[int, int], findings: list
 
     for name in findings:
         density += _FINDING_PAINTERS[name](rng, x, y, lungs)
-    density += _low_frequency_field(rng, x, y, 0.03)
+    density += _low_frequency_field(rng, x, y, 0.02)
     density = density * rng.uniform(0.9, 1.1) + rng.normal(0, 0.012, density.shape)
     return density.clip(0, 1)
 
@@ -135,20 +133,25 @@ def _effusion(rng, x, y, lungs):
     fill = np.zeros_like(lungs)
     for side in sides:
         center_x = LUNG_CENTERS_X[side]
-        level = rng.uniform(0.05, 0.2) - 0.25 * ((x - center_x) * np.sign(center_x) / LUNG_HALF_WIDTH).clip(0, 1.2) ** 2
+        base_level = rng.uniform(0.05, 0.2)
+        lateral = ((x - center_x) * np.sign(center_x) / LUNG_HALF_WIDTH).clip(0, 1.2)
+        level = base_level - 0.25 * lateral**2
         fill += _sigmoid((y - level) / 0.04) * (np.sign(x) == np.sign(center_x))
     return rng.uniform(0.06, 0.12) * fill * lungs
 
 
 def _opacity(rng, x, y, lungs):
     """One to three soft, fairly large consolidations inside the lung fields."""
-    blobs = [_blob_in_lung(rng, x, y, rng.uniform(0.07, 0.13), rng.uniform(0.08, 0.13)) for _ in range(rng.integers(1, 4))]
+    blobs = [
+        _blob_in_lung(rng, x, y, rng.uniform(0.09, 0.15), rng.uniform(0.07, 0.11))
+        for _ in range(rng.integers(1, 4))
+    ]
     return sum(blobs) * lungs
 
 
 def _nodule(rng, x, y, lungs):
-    """A single small, faint round blob: the hardest finding."""
-    return _blob_in_lung(rng, x, y, rng.uniform(0.05, 0.065), rng.uniform(0.13, 0.16)) * lungs
+    """A single small round blob: the smallest finding, so the first to vanish when downsampled."""
+    return _blob_in_lung(rng, x, y, rng.uniform(0.065, 0.08), rng.uniform(0.17, 0.2)) * lungs
 
 
 _FINDING_PAINTERS = {"device": _device, "effusion": _effusion, "opacity": _opacity, "nodule": _nodule}
@@ -178,7 +181,12 @@ def _sigmoid(z):
 
 
 def _dicom_dataset(
-    rng: np.random.Generator, density: np.ndarray, seed: int, patient_id: str, image_index: int, study_date: str
+    rng: np.random.Generator,
+    density: np.ndarray,
+    seed: int,
+    patient_id: str,
+    image_index: int,
+    study_date: str,
 ) -> pydicom.Dataset:
     """Store `density` the way a random archive would, so that modality LUT + VOI + inversion restore it."""
     modality = "DX" if rng.random() < 0.5 else "CR"

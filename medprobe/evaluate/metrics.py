@@ -29,7 +29,9 @@ def label_indicator(y_true, n_columns: int, task_type: str) -> np.ndarray:
             raise ValueError(f"multiclass targets must lie in 0..{n_columns - 1}")
         return y_true[:, None] == np.arange(n_columns)
     if y_true.ndim != 2 or (task_type == "binary" and y_true.shape[1] != 1):
-        raise ValueError(f"{task_type} targets must have shape (n, {'1' if task_type == 'binary' else 'L'}), got {y_true.shape}")
+        raise ValueError(
+            f"{task_type} targets must have shape (n, {'1' if task_type == 'binary' else 'L'}), got {y_true.shape}"
+        )
     if not np.isin(y_true, (0, 1)).all():
         raise ValueError(f"{task_type} targets must be 0/1")
     return y_true.astype(bool)
@@ -107,7 +109,9 @@ def _threshold_metrics(targets, y_score, task_type, threshold, weights) -> dict[
 
 
 def _metric_arrays(targets, y_score, task_type, label_names, threshold, weights) -> dict[str, np.ndarray]:
-    per_label = np.stack([_weighted_auroc(targets[:, j], y_score[:, j], weights) for j in range(targets.shape[1])], axis=1)
+    per_label = np.stack(
+        [_weighted_auroc(targets[:, j], y_score[:, j], weights) for j in range(targets.shape[1])], axis=1
+    )
     n_defined = np.isfinite(per_label).sum(axis=1)
     macro = np.divide(np.nansum(per_label, axis=1), n_defined, out=np.full(len(weights), np.nan), where=n_defined > 0)
     arrays = {"auroc": macro}
@@ -137,7 +141,9 @@ def macro_auroc(y_true, y_score, task_type: str) -> float:
     return float(np.nanmean(per_label)) if np.isfinite(per_label).any() else float("nan")
 
 
-def compute_metrics(y_true, y_score, task_type: str, label_names: Sequence[str], threshold: float = 0.5) -> dict[str, float]:
+def compute_metrics(
+    y_true, y_score, task_type: str, label_names: Sequence[str], threshold: float = 0.5
+) -> dict[str, float]:
     """Point metrics: auroc (macro), auroc[<label>] (when >= 2 labels/classes), accuracy, balanced_accuracy, f1.
 
     Binary/multilabel: a label is positive when score >= threshold and accuracy, balanced_accuracy and
@@ -157,7 +163,15 @@ def compute_metrics(y_true, y_score, task_type: str, label_names: Sequence[str],
 
 
 def bootstrap_ci(
-    y_true, y_score, groups, task_type: str, label_names: Sequence[str], n_boot: int, seed: int, ci: float = 0.95, threshold: float = 0.5
+    y_true,
+    y_score,
+    groups,
+    task_type: str,
+    label_names: Sequence[str],
+    n_boot: int,
+    seed: int,
+    ci: float = 0.95,
+    threshold: float = 0.5,
 ) -> dict[str, tuple[float, float, int]]:
     """Percentile CI of every metric of compute_metrics (except n_labels_auroc) under a cluster bootstrap.
 

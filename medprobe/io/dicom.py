@@ -62,7 +62,7 @@ def read_dicom_image(
         return _to_image(path, ds, voi_fallback, percentiles)
     except DicomReadError:
         raise
-    except (ValueError, TypeError, AttributeError) as exc:  # malformed header values, e.g. NumberOfFrames "1A"
+    except (ValueError, TypeError, AttributeError) as exc:  # malformed values, e.g. NumberOfFrames "1A"
         raise DicomReadError(path, f"invalid or inconsistent header ({type(exc).__name__}: {exc})") from exc
 
 
@@ -116,12 +116,15 @@ def _check_single_frame_grayscale(path: Path, ds: pydicom.Dataset) -> None:
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in GRAYSCALE or ds.get("SamplesPerPixel", 1) != 1:
         raise DicomReadError(
-            path, f"photometric interpretation {photometric or 'missing'} is not grayscale; "
+            path,
+            f"photometric interpretation {photometric or 'missing'} is not grayscale; "
             f"only MONOCHROME1/MONOCHROME2 images are supported",
         )
     frames = int(ds.get("NumberOfFrames") or 1)
     if frames > 1:
-        raise DicomReadError(path, f"is multi-frame ({frames} frames); only single-frame images are supported")
+        raise DicomReadError(
+            path, f"is multi-frame ({frames} frames); only single-frame images are supported"
+        )
 
 
 def _window_from_tags(path: Path, values: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:

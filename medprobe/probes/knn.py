@@ -47,7 +47,9 @@ def _top_k_neighbours(reference: np.ndarray, query: np.ndarray, k: int) -> tuple
         chosen_similarities = np.take_along_axis(block, chosen, axis=1)
         kth_largest = chosen_similarities.min(axis=1, keepdims=True)
         # Rare rows where the k-th similarity ties with an unchosen reference: take the stable order.
-        for row in np.flatnonzero((block == kth_largest).sum(axis=1) > (chosen_similarities == kth_largest).sum(axis=1)):
+        for row in np.flatnonzero(
+            (block == kth_largest).sum(axis=1) > (chosen_similarities == kth_largest).sum(axis=1)
+        ):
             chosen[row] = np.argsort(-block[row], kind="stable")[:k]
             chosen_similarities[row] = block[row, chosen[row]]
         order = np.lexsort((chosen, -chosen_similarities), axis=1)
@@ -56,7 +58,9 @@ def _top_k_neighbours(reference: np.ndarray, query: np.ndarray, k: int) -> tuple
     return similarities, indices
 
 
-def _vote(similarities: np.ndarray, indices: np.ndarray, reference_targets: np.ndarray, temperature: float) -> np.ndarray:
+def _vote(
+    similarities: np.ndarray, indices: np.ndarray, reference_targets: np.ndarray, temperature: float
+) -> np.ndarray:
     """softmax(sim / T) over the neighbours, then the weighted mean of their (n_ref, L) target rows."""
     logits = (similarities - similarities[:, :1]) / temperature  # column 0 is the row maximum
     weights = np.exp(logits)
@@ -81,7 +85,9 @@ def _check_k(k: int, n_reference: int) -> None:
         raise ValueError(f"k must lie in 1..{n_reference} (the number of reference items), got {k}")
 
 
-def knn_scores(train_x, train_y, query_x, k: int, temperature: float = 0.07, *, task_type: str, n_classes: int | None = None) -> np.ndarray:
+def knn_scores(
+    train_x, train_y, query_x, k: int, temperature: float = 0.07, *, task_type: str, n_classes: int | None = None
+) -> np.ndarray:
     """Scores of query items: (n, L) positive-label probabilities, or (n, C) class probabilities.
 
     n_classes (multiclass only) defaults to max(train_y) + 1; pass it when a class may be absent from
@@ -99,7 +105,17 @@ def knn_scores(train_x, train_y, query_x, k: int, temperature: float = 0.07, *, 
 
 
 def select_and_predict_knn(
-    train_x, train_y, val_x, val_y, test_x, ks: list[int], temperature: float, task_type: str, seed: int, *, n_classes: int | None = None
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    test_x,
+    ks: list[int],
+    temperature: float,
+    task_type: str,
+    seed: int,
+    *,
+    n_classes: int | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Choose k by validation macro AUROC (train as reference), then score test with train + val as reference.
 
@@ -115,7 +131,10 @@ def select_and_predict_knn(
     reference = _l2_normalised(train_x)
     _check_k(ks[-1], len(reference))
     similarities, indices = _top_k_neighbours(reference, _l2_normalised(val_x), ks[-1])
-    val_auroc = [macro_auroc(val_y, _vote(similarities[:, :k], indices[:, :k], reference_targets, temperature), task_type) for k in ks]
+    val_auroc = [
+        macro_auroc(val_y, _vote(similarities[:, :k], indices[:, :k], reference_targets, temperature), task_type)
+        for k in ks
+    ]
     if not np.isfinite(val_auroc).any():
         raise ValueError("validation AUROC is undefined for every label (each has a single class); cannot choose k")
     chosen_k = ks[int(np.nanargmax(val_auroc))]

@@ -58,7 +58,17 @@ def _choose(cs: np.ndarray, val_auroc: list[float], what: str) -> float:
 
 
 def select_and_predict_logreg(
-    train_x, train_y, val_x, val_y, test_x, c_grid: np.ndarray, task_type: str, max_iter: int, seed: int, *, n_classes: int | None = None
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    test_x,
+    c_grid: np.ndarray,
+    task_type: str,
+    max_iter: int,
+    seed: int,
+    *,
+    n_classes: int | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Test scores ((n, L) positive probabilities or (n, C) class probabilities) and selection info.
 
@@ -94,11 +104,25 @@ def select_and_predict_logreg(
             val_auroc, chosen, columns = [], [], []
             for label in range(train_y.shape[1]):
                 if len(np.unique(train_y[:, label])) < 2:
-                    raise ValueError(f"label column {label} has a single class in train; logistic regression needs both")
-                label_auroc = _sweep(train_z, train_y[:, label], val_z, val_y[:, label : label + 1], cs, task_type, max_iter, seed, n_classes)
+                    raise ValueError(
+                        f"label column {label} has a single class in train; logistic regression needs both"
+                    )
+                label_auroc = _sweep(
+                    train_z,
+                    train_y[:, label],
+                    val_z,
+                    val_y[:, label : label + 1],
+                    cs,
+                    task_type,
+                    max_iter,
+                    seed,
+                    n_classes,
+                )
                 val_auroc.append(label_auroc)
                 chosen.append(_choose(cs, label_auroc, f"label column {label}"))
-                columns.append(_fit_predict(all_x, all_y[:, label], test_x, chosen[-1], task_type, max_iter, seed, n_classes))
+                columns.append(
+                    _fit_predict(all_x, all_y[:, label], test_x, chosen[-1], task_type, max_iter, seed, n_classes)
+                )
             test_scores = np.concatenate(columns, axis=1)
     for warning in caught:
         if not issubclass(warning.category, ConvergenceWarning):

@@ -32,11 +32,11 @@ rule figures:
             category="Figures",
         ),
         heatmap_pdf="results/figures/heatmap.pdf",
-    params:
-        metric=config["figures"]["metric"],
     log:
         "logs/figures.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        metric=config["figures"]["metric"],
     script:
         "../scripts/figures.py"

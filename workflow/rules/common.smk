@@ -1,4 +1,4 @@
-"""Helpers shared by the rule files: registry checks, wildcard constraints, target lists."""
+"""Helpers shared by the workflow: registry checks, target lists, input and params functions."""
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.datasets.registry import get_dataset
@@ -25,14 +25,6 @@ PROBES = sorted(config["probes"])
 SEEDS = [str(seed) for seed in config["seeds"]]
 SPLITS = ["train", "val", "test"]
 FIGURES = ["metric_vs_resolution", "heatmap"]
-
-
-wildcard_constraints:
-    dataset="|".join(DATASETS),
-    backbone="|".join(BACKBONES),
-    res=r"\d+",
-    probe="|".join(PROBES),
-    seed=r"\d+",
 
 
 def dataset_options(wildcards):

@@ -2,11 +2,11 @@ rule download:
     output:
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",
-    params:
-        options=dataset_options,
     log:
         "logs/download/{dataset}.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        options=dataset_options,
     script:
         "../scripts/download.py"

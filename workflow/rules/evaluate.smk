@@ -7,14 +7,14 @@ rule evaluate:
     output:
         metrics="results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/metrics.csv",
         provenance="results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
-    params:
-        settings=config["evaluate"],
     log:
         "logs/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}.log",
+    conda:
+        "../../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/probe.yaml"
+    params:
+        settings=config["evaluate"],
     script:
         "../scripts/evaluate.py"

@@ -6,22 +6,23 @@ rule extract_features:
         provenance="data/processed/{dataset}/provenance.json",
     output:
         features=expand(
-            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy", split=SPLITS
+            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
+            split=SPLITS,
         ),
         index="results/features/{dataset}/{backbone}/{res}/index.parquet",
         spec="results/features/{dataset}/{backbone}/{res}/spec.json",
         provenance="results/features/{dataset}/{backbone}/{res}/provenance.json",
-    params:
-        settings=config["extract"],
     log:
         "logs/extract_features/{dataset}/{backbone}/{res}.log",
     benchmark:
         "results/benchmarks/extract_features/{dataset}/{backbone}/{res}.tsv"
+    conda:
+        "../../envs/extract.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         gpu=1,
-    conda:
-        "../../envs/extract.yaml"
+    params:
+        settings=config["extract"],
     script:
         "../scripts/extract_features.py"

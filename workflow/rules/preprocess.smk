@@ -8,15 +8,15 @@ rule preprocess:
         spec="data/processed/{dataset}/spec.json",
         arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
         provenance="data/processed/{dataset}/provenance.json",
-    params:
-        settings=config["preprocess"],
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:
         "results/benchmarks/preprocess/{dataset}.tsv"
-    resources:
-        mem_mb=4000,
     conda:
         "../../envs/preprocess.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        settings=config["preprocess"],
     script:
         "../scripts/preprocess.py"

@@ -1,7 +1,8 @@
 rule probe:
     input:
         features=expand(
-            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy", split=SPLITS
+            "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
+            split=SPLITS,
         ),
         index="results/features/{dataset}/{backbone}/{res}/index.parquet",
         spec="results/features/{dataset}/{backbone}/{res}/spec.json",
@@ -9,14 +10,14 @@ rule probe:
     output:
         predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
         provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
-    params:
-        settings=probe_params,
     log:
         "logs/probe/{dataset}/{backbone}/{res}/{probe}/seed{seed}.log",
+    conda:
+        "../../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/probe.yaml"
+    params:
+        settings=probe_params,
     script:
         "../scripts/probe.py"

@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
         upstream=snakemake.input.provenance,
         predictions=snakemake.output.predictions,
         provenance=snakemake.output.provenance,
+        threads=snakemake.threads,
         rule=snakemake.rule,
         log_path=snakemake.log[0],
     )

@@ -1,0 +1,51 @@
+"""Config validation: typos fail naming the key; defaults fill in; registry names are checked."""
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+from medprobe.config import ConfigError, load_config, validate_config
+
+
+def test_default_config_is_valid():
+    load_config(REPO / "config" / "config.yaml")
+
+
+def test_unknown_nested_key_is_named():
+    config = yaml.safe_load(open(REPO / "config" / "config.yaml"))
+    config["preprocess"]["sise"] = 128
+    with pytest.raises(ConfigError, match=r"preprocess: .*'sise' was unexpected"):
+        validate_config(config)
+
+
+def test_wrong_type_is_named():
+    config = yaml.safe_load(open(REPO / "config" / "config.yaml"))
+    config["resolutions"] = ["224"]
+    with pytest.raises(ConfigError, match=r"resolutions/0: '224' is not of type 'integer'"):
+        validate_config(config)
+
+
+def test_snakemake_rejects_typo_naming_the_key(workflow_dir):
+    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
+    config["extract"]["batchsize"] = 8
+    (workflow_dir / "config" / "typo.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workflow_dir, "-n", "--configfile", "config/typo.yaml", check=False)
+    assert result.returncode != 0
+    assert "'batchsize' was unexpected" in result.stdout + result.stderr
+
+
+def test_snakemake_rejects_unknown_backbone(workflow_dir):
+    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
+    config["backbones"] = ["vit_tiny_randm"]
+    (workflow_dir / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workflow_dir, "-n", "--configfile", "config/bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "unknown backbone 'vit_tiny_randm'. Did you mean vit_tiny_random" in result.stdout + result.stderr
+
+
+def test_schema_defaults_fill_missing_sections(workflow_dir):
+    minimal = {"datasets": {"demo_cxr": {"n_patients": 30}}, "backbones": ["pixels"],
+               "resolutions": [32], "probes": {"knn": {}}}
+    (workflow_dir / "config" / "minimal.yaml").write_text(yaml.safe_dump(minimal))
+    result = snakemake(workflow_dir, "-n", "--configfile", "config/minimal.yaml")
+    assert "probe" in result.stdout

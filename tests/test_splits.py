@@ -1,0 +1,39 @@
+import pandas as pd
+import pytest
+
+from medprobe.splits import SplitError, assign_patient_splits, check_patient_level
+
+
+def items(patients):
+    return pd.DataFrame({"item_id": [f"i{k}" for k in range(len(patients))], "patient_id": patients})
+
+
+def test_patient_level_split_is_attached():
+    table = pd.DataFrame({"patient_id": ["a", "b", "c"], "split": ["train", "val", "test"]})
+    merged = assign_patient_splits(items(["a", "a", "b", "c"]), table, "demo")
+    assert merged["split"].tolist() == ["train", "train", "val", "test"]
+
+
+def test_patient_in_two_splits_is_an_error_naming_the_patient():
+    table = pd.DataFrame({"patient_id": ["a", "a", "b", "c"], "split": ["train", "test", "val", "test"]})
+    with pytest.raises(SplitError, match=r"demo: patient\(s\) listed in more than one split, e.g. \['a'\]"):
+        assign_patient_splits(items(["a", "b", "c"]), table, "demo")
+
+
+def test_leak_in_item_table_is_detected():
+    frame = items(["a", "a", "b", "c"]).assign(split=["train", "test", "val", "test"])
+    with pytest.raises(SplitError, match=r"1 patient\(s\) appear in more than one split .* e.g. a: \[.test., .train.\]"):
+        check_patient_level(frame, "demo")
+
+
+def test_patient_without_split_is_an_error():
+    table = pd.DataFrame({"patient_id": ["a", "b"], "split": ["train", "test"]})
+    with pytest.raises(SplitError, match=r"have a patient with no split, e.g. patients \['z'\]"):
+        assign_patient_splits(items(["a", "b", "z"]), table, "demo")
+
+
+def test_unknown_split_name_and_empty_split():
+    with pytest.raises(SplitError, match="unknown split name"):
+        check_patient_level(items(["a"]).assign(split=["training"]), "demo")
+    with pytest.raises(SplitError, match=r"split\(s\) \['val'\] contain no items"):
+        check_patient_level(items(["a", "b"]).assign(split=["train", "test"]), "demo")

@@ -1,0 +1,123 @@
+"""The real DAG under Snakemake: results, reruns, parameter changes, interruption, lint, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake
+
+TINY = ["--configfile", "config/tiny.yaml"]
+COLUMNS = ["dataset", "task", "control", "backbone", "resolution", "probe", "seed", "metric", "value",
+           "ci_low", "ci_high", "n_boot", "n_evaluated", "n_total", "provenance_id"]
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    stats = result.stdout.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
+            if m.group(1) != "total"}
+
+
+def test_metrics_table(tiny_run):
+    table = pd.read_csv(tiny_run / "results" / "metrics.csv")
+    assert list(table.columns) == COLUMNS
+    config = yaml.safe_load((tiny_run / "config" / "tiny.yaml").read_text())
+    combos = table[["backbone", "resolution", "probe", "seed"]].drop_duplicates()
+    assert len(combos) == len(config["backbones"]) * len(config["resolutions"]) * len(config["probes"])
+    assert set(table["task"]) == {"findings", "control"}
+    assert set(table.loc[table["control"], "task"]) == {"control"}
+    findings = table[table["task"] == "findings"]
+    expected = {"auroc", "accuracy", "balanced_accuracy", "f1",
+                *(f"auroc[{f}]" for f in ("device", "effusion", "opacity", "nodule"))}
+    assert set(findings["metric"]) == expected
+    assert (table["ci_low"] <= table["value"] + 1e-9).all() and (table["value"] <= table["ci_high"] + 1e-9).all()
+    assert (table["n_evaluated"] == table["n_total"]).all()
+    assert not table.duplicated(["dataset", "task", "backbone", "resolution", "probe", "seed", "metric"]).any()
+
+
+def test_every_row_has_a_provenance_chain_to_the_raw_data(tiny_run):
+    table = pd.read_csv(tiny_run / "results" / "metrics.csv")
+    for prov_id in table["provenance_id"].unique():
+        record = json.loads((tiny_run / "results" / "provenance" / f"{prov_id}.json").read_text())
+        stages = [stage["identity"]["stage"] for stage in record["chain"]]
+        assert stages == ["evaluate", "probe", "extract_features", "preprocess", "download"]
+        download = record["chain"][-1]
+        manifest = tiny_run / download["outputs"]["manifest"]["path"]
+        from medprobe.hashing import sha256_file
+
+        assert sha256_file(manifest) == download["outputs"]["manifest"]["sha256"]
+        extract = record["chain"][2]
+        assert extract["extra"]["backbone"]["name"] in {"vit_tiny_random", "pixels"}
+        assert extract["identity"]["code"]["sources_sha256"]
+        assert extract["identity"]["packages"]["torch"]
+
+
+def test_figures_and_report(tiny_run):
+    for name in ("metric_vs_resolution", "heatmap"):
+        for ext in ("png", "pdf"):
+            assert (tiny_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    snakemake(tiny_run, *TINY, "--report", "results/report.html")
+    assert (tiny_run / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_second_run_does_nothing(tiny_run):
+    result = snakemake(tiny_run, *TINY, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_probe_parameter_change_reruns_only_downstream(tiny_run):
+    config = yaml.safe_load((tiny_run / "config" / "tiny.yaml").read_text())
+    config["probes"]["knn"]["temperature"] = 0.1
+    (tiny_run / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(tiny_run, "--configfile", "config/changed.yaml", "-n"))
+    n_knn = len(config["backbones"]) * len(config["resolutions"])
+    assert jobs == {"probe": n_knn, "evaluate": n_knn, "aggregate": 1, "figures": 1, "all": 1}
+
+
+def test_lint_and_default_dry_run(workflow_dir):
+    lint = snakemake(workflow_dir, "--lint")
+    assert "Congratulations" in lint.stdout + lint.stderr
+    jobs = planned_jobs(snakemake(workflow_dir, "-n"))
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    n_extract = len(config["backbones"]) * len(config["resolutions"])
+    assert jobs["extract_features"] == n_extract
+    assert jobs["probe"] == jobs["evaluate"] == n_extract * len(config["probes"]) * len(config["seeds"])
+
+
+def test_snakefmt_clean():
+    snakefmt = Path(SNAKEMAKE).with_name("snakefmt")
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_killed_run_resumes_to_identical_results(tiny_run, tmp_path):
+    """kill -9 during extraction, unlock, resume: same bytes as the uninterrupted run."""
+    workdir = copy_workflow(tmp_path)
+    process = subprocess.Popen([SNAKEMAKE, "--cores", "2", *TINY], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    features = workdir / "results" / "features"
+    while time.monotonic() < deadline and process.poll() is None:
+        if features.exists() and any(features.rglob("*.npy*")) or any(features.rglob(".*partial*")):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "results" / "metrics.csv").exists()
+    snakemake(workdir, *TINY, "--unlock")
+    snakemake(workdir, *TINY, "--rerun-incomplete")
+    assert (workdir / "results" / "metrics.csv").read_bytes() == (tiny_run / "results" / "metrics.csv").read_bytes()
+    shutil.rmtree(workdir / "data")  # keep the temporary folder small
