@@ -1,3 +1,5 @@
+import workflow_package  # noqa: F401  (puts this checkout's medprobe first on sys.path)
+
 from medprobe.logs import log_to
 from medprobe.pipeline import aggregate_stage
 
