@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from medprobe.backbones.load import load_backbone
-from medprobe.features.extract import choose_device, choose_precision, extract_array
+from medprobe.features.extract import choose_device, choose_num_workers, choose_precision, extract_array
 
 
 def model_only(module, images: torch.Tensor, batch_size: int, precision: str, device) -> float:
@@ -41,10 +41,10 @@ def main() -> None:
     parser.add_argument("--backbone", default="vit_tiny_random")
     parser.add_argument("--res", type=int, default=224)
     parser.add_argument("--stored-size", type=int, default=256, help="side of the preprocessed uint8 images")
-    parser.add_argument("--n-images", type=int, default=256)
+    parser.add_argument("--n-images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num-workers", default="auto", help="int or auto (0 on CPU, 4 on CUDA)")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -52,6 +52,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = choose_device(args.device)
     precision = choose_precision("auto", device)
+    workers = choose_num_workers(args.num_workers, device)
     module, _ = load_backbone(args.backbone)
     module = module.to(device)
     rng = np.random.default_rng(0)
@@ -70,13 +71,13 @@ def main() -> None:
             model_rates.append(model_only(module, ready, args.batch_size, precision, device))
             start = time.perf_counter()
             extract_array(array_path, Path(tmp) / "features.npy", module, args.res,
-                          batch_size=args.batch_size, num_workers=args.num_workers,
+                          batch_size=args.batch_size, num_workers=workers,
                           device=device, precision=precision, desc="end-to-end")
             pipeline_rates.append(args.n_images / (time.perf_counter() - start))
 
     model_rate, pipeline_rate = statistics.median(model_rates), statistics.median(pipeline_rates)
     print(f"backbone={args.backbone} res={args.res} device={device} precision={precision} "
-          f"batch={args.batch_size} workers={args.num_workers} threads={args.threads} n={args.n_images}")
+          f"batch={args.batch_size} workers={workers} threads={args.threads} n={args.n_images}")
     print(f"model-only throughput: {model_rate:.1f} img/s (rounds: {', '.join(f'{r:.1f}' for r in model_rates)})")
     print(f"end-to-end throughput: {pipeline_rate:.1f} img/s (rounds: {', '.join(f'{r:.1f}' for r in pipeline_rates)})")
     print(f"ratio end-to-end / model-only: {pipeline_rate / model_rate:.3f}")

@@ -64,7 +64,8 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
     import torch
 
     from medprobe.backbones.load import load_backbone
-    from medprobe.features.extract import choose_device, choose_precision, extract_array
+    from medprobe.features.extract import (choose_device, choose_num_workers, choose_precision,
+                                           extract_array)
 
     torch.set_num_threads(max(1, threads))
     processed_dir, out_dir = Path(processed_dir), Path(out_dir)
@@ -85,7 +86,8 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
     for split, array in arrays.items():
         shapes[split] = extract_array(array, out_dir / f"{split}.npy", module, res,
                                       batch_size=settings["batch_size"],
-                                      num_workers=settings["num_workers"], device=device,
+                                      num_workers=choose_num_workers(settings["num_workers"], device),
+                                      device=device,
                                       precision=precision, desc=f"{backbone} {res}px {split}")
     tokens = list(module(torch.zeros(1, 1, res, res, device=device)).keys())
     items = pd.read_parquet(processed_dir / "items.parquet")

@@ -34,7 +34,7 @@ class ArrayBatches(Dataset):
         if self._array is None:
             self._array = np.load(self.path, mmap_mode="r")
         start = index * self.batch_size
-        return torch.from_numpy(np.ascontiguousarray(self._array[start:start + self.batch_size]))
+        return torch.from_numpy(np.array(self._array[start:start + self.batch_size]))  # copy: writable, in RAM
 
 
 def choose_device(requested: str) -> torch.device:
@@ -51,6 +51,13 @@ def choose_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return requested
+
+
+def choose_num_workers(requested: int | str, device: torch.device) -> int:
+    """On CPU the model already uses every core, so a loader process only competes with it."""
+    if requested == "auto":
+        return 0 if device.type == "cpu" else 4
+    return int(requested)
 
 
 def prepare(batch: torch.Tensor, res: int, device: torch.device) -> torch.Tensor:
