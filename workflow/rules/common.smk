@@ -1,5 +1,10 @@
 """Helpers shared by the workflow: registry checks, target lists, input and params functions."""
 
+import sys
+
+# The medprobe package beside this Snakefile, even when Snakemake runs from an env without it.
+sys.path.insert(0, workflow.basedir)
+
 from medprobe.backbones.registry import get_backbone
 from medprobe.datasets.registry import get_dataset
 from medprobe.registry import UnknownEntryError
