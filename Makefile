@@ -35,7 +35,8 @@ test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -ra tests
 
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^medprobe' > requirements.lock.new
+	head -n 2 requirements.lock > requirements.lock.new
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^medprobe' >> requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

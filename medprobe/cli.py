@@ -1,11 +1,10 @@
-"""`medprobe` command line: inspect registries, check configs, show a metric's provenance."""
+"""`medprobe` command line: inspect registries, check configs, audit metrics against the bytes on disk."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from medprobe import __version__
 
@@ -34,22 +33,26 @@ def cmd_check_config(args) -> int:
     return 0
 
 
-def cmd_provenance(args) -> int:
-    path = Path(args.results) / "provenance" / f"{args.id}.json"
-    if not path.exists():
-        print(f"no provenance record {path}", file=sys.stderr)
+def cmd_audit(args) -> int:
+    from medprobe.audit import audit, render_problems, render_tree
+
+    if not args.ids and not args.all:
+        print("give one or more provenance ids, or --all", file=sys.stderr)
         return 2
-    record = json.loads(path.read_text())
+    try:
+        report = audit(args.workdir, ids=None if args.all else args.ids, deep=args.deep)
+    except (FileNotFoundError, KeyError) as err:
+        print(f"medprobe audit: {err.args[0]}", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(record, indent=2))
-        return 0
-    for depth, stage in enumerate(reversed(record["chain"])):
-        ident = stage["identity"]
-        print(f"{'  ' * depth}{ident['stage']} [{stage['id']}] rule={stage['run']['rule']} "
-              f"host={stage['run']['host']} {stage['run']['started']}")
-        for name, entry in {**stage["inputs"], **stage["outputs"]}.items():
-            print(f"{'  ' * depth}  {name}: {entry['path']} sha256={entry['sha256'][:16]}")
-    return 0
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        if not args.all:
+            for prov_id in report.ids:
+                print(render_tree(report, prov_id))
+                print()
+        print(render_problems(report))
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config")
     check.set_defaults(func=cmd_check_config)
-    prov = sub.add_parser("provenance", help="print the lineage of a metric row's provenance_id")
-    prov.add_argument("id")
-    prov.add_argument("--results", default="results")
-    prov.add_argument("--json", action="store_true")
-    prov.set_defaults(func=cmd_provenance)
+    check_audit = sub.add_parser(
+        "audit", help="verify metrics against the bytes on disk through their provenance chains",
+        description="Exit 0 when every artifact behind the metrics is intact, 1 naming each changed or "
+                    "missing artifact and the metric rows that depend on it, 2 on usage errors.")
+    check_audit.add_argument("ids", nargs="*", help="provenance ids (a column of results/metrics.csv)")
+    check_audit.add_argument("--all", action="store_true", help="every row of results/metrics.csv")
+    check_audit.add_argument("--json", action="store_true", help="machine-readable report")
+    check_audit.add_argument("--deep", action="store_true",
+                             help="rehash every file, even those whose size and mtime are unchanged")
+    check_audit.add_argument("--workdir", default=".", help="the workflow's working directory")
+    check_audit.set_defaults(func=cmd_audit)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -2,14 +2,15 @@
 
 Each stage writes one JSON record next to its outputs. A record has two parts:
 - ``identity``: everything that determines the outputs' bytes (input hashes, parameters, upstream
-  record ids, code version, package versions). Its hash is the record ``id``, so two runs that
+  record ids, a hash of the medprobe source files the stage runs, package versions). Its hash is the record ``id``, so two runs that
   should give the same numbers get the same id, and any upstream change gives a new one.
-- ``run``: how this particular execution went (host, hardware, times, job id, log). It is kept
+- ``run``: how this particular execution went (host, hardware, times, job id, log, git commit). It is kept
   for auditing but never enters the id, so re-running on another day does not change ids.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -21,18 +22,29 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-import json
-
 from medprobe import __version__
 from medprobe.atomic import write_json
+from medprobe.codedeps import PACKAGE_ROOT, import_closure
 from medprobe.hashing import sha256_file, sha256_json
 
 ID_LENGTH = 16
 PACKAGES = (
     "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "torch", "torchvision", "timm",
-    "pydicom", "snakemake", "matplotlib",
+    "pydicom", "nibabel", "openslide-python", "monai", "snakemake", "matplotlib",
 )
-PACKAGE_ROOT = Path(__file__).resolve().parent
+SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "credential", "api_key", "apikey")
+REDACTED = "<redacted>"
+
+
+def redact(value):
+    """Copy of a params structure with every secret-looking key's value replaced: credentials
+    (an HF_TOKEN placed in a config, say) must never reach a record, a log or a crate."""
+    if isinstance(value, dict):
+        return {k: REDACTED if any(part in str(k).lower() for part in SECRET_KEY_PARTS) else redact(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
 
 
 @lru_cache(maxsize=1)
@@ -46,19 +58,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@lru_cache(maxsize=None)
+def code_files(module: str) -> dict[str, str]:
+    """sha256 of every medprobe source file the stage module runs (see medprobe.codedeps)."""
+    return {str(p.relative_to(PACKAGE_ROOT.parent)): sha256_file(p) for p in import_closure(module)}
+
+
 @lru_cache(maxsize=1)
-def code_version() -> dict[str, object]:
-    """Git commit and dirty flag of the checkout, plus a hash of the medprobe sources that ran."""
-    sources = sorted(PACKAGE_ROOT.rglob("*.py"))
-    source_hash = sha256_json(
-        {str(p.relative_to(PACKAGE_ROOT)): sha256_file(p) for p in sources}
-    )
-    info: dict[str, object] = {
-        "package_version": __version__,
-        "sources_sha256": source_hash,
-        "git_commit": "unknown",
-        "git_dirty": None,
-    }
+def git_version() -> dict[str, object]:
+    """Commit and dirty flag of the checkout: recorded for auditing, not part of any identity,
+    so a commit that leaves a stage's code alone leaves its provenance ids alone."""
+    info: dict[str, object] = {"git_commit": "unknown", "git_dirty": None}
     repo = PACKAGE_ROOT.parent
     try:
         commit = subprocess.run(
@@ -94,8 +104,11 @@ def hardware() -> dict[str, object]:
 
 
 def file_entry(path: str | Path) -> dict[str, object]:
+    """Hash plus size and modification time, which let an audit skip rehashing untouched files."""
     path = Path(path)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    stat = path.stat()
+    return {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sha256": sha256_file(path)}
 
 
 def load_record(path: str | Path) -> dict:
@@ -105,11 +118,12 @@ def load_record(path: str | Path) -> dict:
 class StageRecord:
     """Collects one stage's provenance; call ``write`` once the outputs exist."""
 
-    def __init__(self, stage: str, params: dict, inputs: dict[str, str | Path] | None = None,
+    def __init__(self, stage: str, module: str, params: dict, inputs: dict[str, str | Path] | None = None,
                  upstream: dict[str, str | Path] | None = None, rule: str | None = None,
                  log: str | None = None):
         self.stage = stage
-        self.params = params
+        self.module = module
+        self.params = redact(params)
         self.inputs = {name: file_entry(p) for name, p in (inputs or {}).items()}
         self.upstream = {name: load_record(p) for name, p in (upstream or {}).items()}
         self.upstream_paths = {name: str(p) for name, p in (upstream or {}).items()}
@@ -124,7 +138,8 @@ class StageRecord:
             "params": self.params,
             "inputs": {k: v["sha256"] for k, v in self.inputs.items()},
             "upstream": {k: rec["id"] for k, rec in self.upstream.items()},
-            "code": code_version(),
+            "code": {"package_version": __version__, "module": self.module,
+                     "sources_sha256": sha256_json(code_files(self.module))},
             "packages": package_versions(),
         }
 
@@ -140,12 +155,15 @@ class StageRecord:
             "upstream_records": self.upstream_paths,
             "outputs": {name: file_entry(p) for name, p in outputs.items()},
             "extra": extra or {},
+            "code_files": code_files(self.module),
             "run": {
                 "rule": self.rule,
                 "log": self.log,
                 "host": socket.gethostname(),
                 "hardware": hardware(),
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                "conda_prefix": os.environ.get("CONDA_PREFIX"),
+                **git_version(),
                 "started": self.started,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seconds": round(time.perf_counter() - self._t0, 3),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "medprobe")
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
@@ -19,7 +19,7 @@ def copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, dest / name)
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, dest / name)
     shutil.copy2(REPO / "tests" / "configs" / "tiny.yaml", dest / "config" / "tiny.yaml")

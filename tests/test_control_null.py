@@ -14,7 +14,7 @@ from medprobe.datasets.demo_cxr import generate
 from medprobe.datasets.registry import get_dataset
 from medprobe.download import write_manifest
 from medprobe.evaluate.metrics import macro_auroc
-from medprobe.pipeline import select_features
+from medprobe.stages.probe import select_features
 from medprobe.preprocess import preprocess_2d
 from medprobe.probes.registry import get_probe
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake

@@ -1,5 +1,6 @@
 rule aggregate:
     input:
+        code=stage_code("medprobe.stages.aggregate"),
         metrics=evaluation_targets(),
     output:
         metrics=report(
@@ -18,6 +19,7 @@ rule aggregate:
 
 rule figures:
     input:
+        code=stage_code("medprobe.figures"),
         metrics="results/metrics.csv",
     output:
         resolution_png=report(

@@ -5,7 +5,10 @@ import sys
 # The medprobe package beside this Snakefile, even when Snakemake runs from an env without it.
 sys.path.insert(0, workflow.basedir)
 
+import os
+
 from medprobe.backbones.registry import get_backbone
+from medprobe.codedeps import import_closure
 from medprobe.datasets.registry import get_dataset
 from medprobe.registry import UnknownEntryError
 
@@ -30,6 +33,15 @@ PROBES = sorted(config["probes"])
 SEEDS = [str(seed) for seed in config["seeds"]]
 SPLITS = ["train", "val", "test"]
 FIGURES = ["metric_vs_resolution", "heatmap"]
+
+
+def stage_code(module):
+    """The medprobe files a stage runs, as inputs: editing one reruns that stage's jobs."""
+    cwd = os.getcwd()
+    return [
+        os.path.relpath(path, cwd) if str(path).startswith(cwd + os.sep) else str(path)
+        for path in import_closure(module)
+    ]
 
 
 def dataset_options(wildcards):

@@ -1,4 +1,6 @@
 rule download:
+    input:
+        code=stage_code("medprobe.stages.download"),
     output:
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",

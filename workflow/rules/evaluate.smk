@@ -1,5 +1,6 @@
 rule evaluate:
     input:
+        code=stage_code("medprobe.stages.evaluate"),
         predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
         provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
         table="data/processed/{dataset}/items.parquet",

@@ -1,5 +1,6 @@
 rule extract_features:
     input:
+        code=stage_code("medprobe.stages.extract"),
         table="data/processed/{dataset}/items.parquet",
         spec="data/processed/{dataset}/spec.json",
         arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),

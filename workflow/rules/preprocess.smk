@@ -1,5 +1,6 @@
 rule preprocess:
     input:
+        code=stage_code("medprobe.stages.preprocess"),
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",
     output:

@@ -1,5 +1,6 @@
 rule probe:
     input:
+        code=stage_code("medprobe.stages.probe"),
         features=expand(
             "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
             split=SPLITS,

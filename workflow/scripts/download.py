@@ -1,7 +1,7 @@
 import workflow_package  # noqa: F401  (puts this checkout's medprobe first on sys.path)
 
 from medprobe.logs import log_to
-from medprobe.pipeline import download_stage
+from medprobe.stages.download import download_stage
 
 with log_to(snakemake.log[0]):
     download_stage(

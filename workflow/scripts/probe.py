@@ -3,7 +3,7 @@ import workflow_package  # noqa: F401  (puts this checkout's medprobe first on s
 from pathlib import Path
 
 from medprobe.logs import log_to
-from medprobe.pipeline import probe_stage
+from medprobe.stages.probe import probe_stage
 
 with log_to(snakemake.log[0]):
     probe_stage(

@@ -1,0 +1,19 @@
+"""Download stage: raw files plus a manifest, then the stage's provenance record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medprobe.datasets.registry import get_dataset
+from medprobe.provenance import StageRecord
+
+def download_stage(dataset: str, options: dict, manifest: str, provenance: str,
+                   rule: str | None = None, log_path: str | None = None) -> None:
+    from medprobe.download import fetch_dataset
+
+    record = StageRecord("download", __name__, {"dataset": dataset, "options": options,
+                                      "registry_entry": get_dataset(dataset)},
+                         rule=rule, log=log_path)
+    written = fetch_dataset(dataset, Path(manifest).parent, options)
+    assert Path(written) == Path(manifest), (written, manifest)
+    record.write(provenance, outputs={"manifest": manifest})

@@ -1,0 +1,73 @@
+"""Extraction stage: one (dataset, backbone, resolution) -> float16 features, index, spec."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from medprobe.atomic import atomic_path, write_json
+from medprobe.provenance import StageRecord
+from medprobe.splits import SPLITS
+
+log = logging.getLogger("medprobe")
+
+def extract_stage(dataset: str, backbone: str, res: int, settings: dict, processed_dir: str,
+                  upstream: str, out_dir: str, threads: int = 1, rule: str | None = None,
+                  log_path: str | None = None) -> None:
+    import torch
+
+    from medprobe.backbones.load import load_backbone
+    from medprobe.features.extract import (choose_device, choose_num_workers, choose_precision,
+                                           extract_array)
+
+    torch.set_num_threads(max(1, threads))
+    processed_dir, out_dir = Path(processed_dir), Path(out_dir)
+    arrays = {s: processed_dir / f"{s}.npy" for s in SPLITS}
+    record = StageRecord(
+        "extract_features", __name__,
+        {"dataset": dataset, "backbone": backbone, "resolution": res,
+         "batch_size": settings["batch_size"], "precision": settings["precision"]},
+        inputs={f"array_{s}": p for s, p in arrays.items()} | {"items": processed_dir / "items.parquet"},
+        upstream={"preprocess": upstream}, rule=rule, log=log_path,
+    )
+    device = choose_device(settings["device"])
+    precision = choose_precision(settings["precision"], device)
+    module, identity = load_backbone(backbone)
+    module = module.to(device)
+    log.info("extracting %s / %s at %d px on %s (%s)", dataset, backbone, res, device, precision)
+    shapes = {}
+    for split, array in arrays.items():
+        shapes[split] = extract_array(array, out_dir / f"{split}.npy", module, res,
+                                      batch_size=settings["batch_size"],
+                                      num_workers=choose_num_workers(settings["num_workers"], device),
+                                      device=device,
+                                      precision=precision, desc=f"{backbone} {res}px {split}")
+    tokens = list(module(torch.zeros(1, 1, res, res, device=device)).keys())
+    items = pd.read_parquet(processed_dir / "items.parquet")
+    index = items[items["status"] == "ok"].drop(columns=["status"]).reset_index(drop=True)
+    with atomic_path(out_dir / "index.parquet") as tmp:
+        index.to_parquet(tmp, index=False)
+    preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
+    spec = {
+        "dataset": dataset,
+        "backbone": identity,
+        "resolution": res,
+        "input": {"channels": "grayscale replicated to 3" if identity["source"] == "timm" else "grayscale",
+                  "resize": "bilinear, antialiased, from the preprocessed square image",
+                  "preprocess": preprocess_spec},
+        "tokens": tokens,
+        "layout": "(items, tokens, dim) float16, rows aligned to index.parquet 'row' within each split",
+        "shapes": {s: list(v) for s, v in shapes.items()},
+        "device": str(device),
+        "device_type": device.type,
+        "precision": precision,
+        "tasks": preprocess_spec["tasks"],
+    }
+    write_json(out_dir / "spec.json", spec)
+    record.write(out_dir / "provenance.json",
+                 outputs={**{s: out_dir / f"{s}.npy" for s in SPLITS},
+                          "index": out_dir / "index.parquet", "spec": out_dir / "spec.json"},
+                 extra={"backbone": identity, "device": str(device), "precision": precision})

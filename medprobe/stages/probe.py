@@ -1,0 +1,75 @@
+"""Probe stage: cached features -> per-item test predictions for every task of the dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medprobe.atomic import atomic_path
+from medprobe.provenance import StageRecord
+from medprobe.splits import SPLITS
+
+log = logging.getLogger("medprobe")
+
+def task_targets(index: pd.DataFrame, task: dict) -> np.ndarray:
+    """0/1 matrix (n, L) for binary/multilabel tasks; class indices (n,) for multiclass."""
+    matrix = index[[f"label_{label}" for label in task["labels"]]].to_numpy(dtype=np.int64)
+    return matrix.argmax(axis=1) if task["type"] == "multiclass" else matrix
+
+
+def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndarray:
+    if which != "all":
+        if which not in tokens:
+            raise ValueError(f"probe features '{which}' not available; this backbone wrote {tokens}")
+        array = array[:, [tokens.index(which)]]
+    return array.reshape(len(array), -1).astype(np.float32)
+
+
+def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream: str,
+                predictions: str, provenance: str, threads: int = 1, rule: str | None = None,
+                log_path: str | None = None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from medprobe.probes.registry import get_probe
+
+    feature_dir = Path(feature_dir)
+    spec = json.loads((feature_dir / "spec.json").read_text())
+    params = {"features": "all", **params}
+    record = StageRecord(
+        "probe", __name__, {"probe": probe, "params": params, "seed": seed},
+        inputs={**{s: feature_dir / f"{s}.npy" for s in SPLITS}, "index": feature_dir / "index.parquet"},
+        upstream={"extract_features": upstream}, rule=rule, log=log_path,
+    )
+    index = pd.read_parquet(feature_dir / "index.parquet")
+    parts = {s: index[index["split"] == s].sort_values("row") for s in SPLITS}
+    x = {s: select_features(np.load(feature_dir / f"{s}.npy"), spec["tokens"], params["features"])
+         for s in SPLITS}
+    run = get_probe(probe)["run"]
+    rows, info = [], {}
+    for task_name, task in spec["tasks"].items():
+        y = {s: task_targets(parts[s], task) for s in SPLITS}
+        try:
+            # Small fits are slower with many BLAS threads than with the job's share of cores.
+            with threadpool_limits(limits=max(1, threads)):
+                scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
+                                              params, task["type"], seed)
+        except ValueError as err:
+            raise ValueError(f"{probe} on {feature_dir}, task '{task_name}' "
+                             f"(label columns in order: {task['labels']}): {err}") from err
+        truth = parts["test"][[f"label_{label}" for label in task["labels"]]].to_numpy()
+        for j, label in enumerate(task["labels"]):
+            rows.append(pd.DataFrame({
+                "item_id": parts["test"]["item_id"].to_numpy(),
+                "patient_id": parts["test"]["patient_id"].to_numpy(),
+                "task": task_name, "label": label,
+                "y_true": truth[:, j].astype(np.int8), "y_score": scores[:, j].astype(np.float64),
+            }))
+        log.info("%s on task %s: %s", probe, task_name, {k: v for k, v in info[task_name].items()
+                                                           if not isinstance(v, (list, dict))})
+    with atomic_path(predictions) as tmp:
+        pd.concat(rows, ignore_index=True).to_parquet(tmp, index=False)
+    record.write(provenance, outputs={"predictions": predictions}, extra={"selection": info})
