@@ -26,8 +26,9 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
     result = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

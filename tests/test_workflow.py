@@ -101,10 +101,18 @@ def test_snakefmt_clean():
     assert result.returncode == 0, result.stderr
 
 
+SECRET = "hf_medprobe_test_secret_4c1d"
+
+
 def test_killed_run_resumes_to_identical_results(tiny_run, tmp_path):
-    """kill -9 during extraction, unlock, resume: same bytes as the uninterrupted run."""
+    """kill -9 during extraction, unlock, resume: same bytes as the uninterrupted run.
+
+    The run also has HF_TOKEN set to a known string, which must appear in no file it writes.
+    """
     workdir = copy_workflow(tmp_path)
+    secret_env = {"HF_TOKEN": SECRET, "HUGGING_FACE_HUB_TOKEN": SECRET}
     process = subprocess.Popen([SNAKEMAKE, "--cores", "2", *TINY], cwd=workdir,
+                               env={**os.environ, **secret_env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     features = workdir / "results" / "features"
@@ -117,6 +125,10 @@ def test_killed_run_resumes_to_identical_results(tiny_run, tmp_path):
     process.wait()
     assert not (workdir / "results" / "metrics.csv").exists()
     snakemake(workdir, *TINY, "--unlock")
-    snakemake(workdir, *TINY, "--rerun-incomplete")
+    snakemake(workdir, *TINY, "--rerun-incomplete", env=secret_env)
     assert (workdir / "results" / "metrics.csv").read_bytes() == (tiny_run / "results" / "metrics.csv").read_bytes()
+    written = [p for folder in ("results", "logs", ".snakemake/log") for p in (workdir / folder).rglob("*") if p.is_file()]
+    assert len(written) > 50
+    leaks = [str(p) for p in written if SECRET.encode() in p.read_bytes()]
+    assert not leaks
     shutil.rmtree(workdir / "data")  # keep the temporary folder small
