@@ -32,6 +32,7 @@ rule all:
     default_target: True
     input:
         "results/metrics.csv",
+        "results/ro-crate-metadata.json",
         figures=expand(
             "results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]
         ),

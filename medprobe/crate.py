@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-import re
 from datetime import datetime
-from importlib import metadata
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import yaml
@@ -26,6 +25,7 @@ from rocrate.rocrate import ROCrate
 
 from medprobe.atomic import write_json
 from medprobe.hashing import canonical_json, sha256_file
+from medprobe.provenance import redact
 
 # Workflow Run Crate 0.5 builds on RO-Crate 1.1 and Workflow RO-Crate 1.0.
 CRATE_VERSION = "1.1"
@@ -38,20 +38,7 @@ PROFILES = {
 # provenance_id is not in the RO-Crate vocabularies; it is the identifier of the lineage record.
 EXTRA_TERMS = {"provenance_id": "http://schema.org/identifier"}
 LICENSE_ID = "https://spdx.org/licenses/MIT"
-SECRET_KEY = re.compile(r"token|secret|password|credential|api_key", re.IGNORECASE)
-REDACTED = "<redacted>"
-WORKFLOW_ID = "#Snakefile"
 ACTION_ID = "#run"
-
-
-def redact(value):
-    """Replace the value of every secret-looking key, at any depth, before it can reach the crate."""
-    if isinstance(value, dict):
-        return {key: REDACTED if SECRET_KEY.search(str(key)) else redact(item)
-                for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
 
 
 def merge_configs(config_files: list[Path]) -> dict:
@@ -122,7 +109,7 @@ def write_run_crate(workdir: Path, config_files: list[str], metrics_csv: str, pr
     software = [crate.add(ContextEntity(crate, f"#software/{name}@{version}", {
         "@type": "SoftwareApplication", "name": name, "version": version,
     })) for name, version in packages]
-    language = crate.add(get_lang(crate, "snakemake", version=metadata.version("snakemake")))
+    language = crate.add(get_lang(crate, "snakemake", version=installed_version("snakemake")))
     workflow = add_outside_file("Snakefile", {
         "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"],
         "programmingLanguage": language,
@@ -151,7 +138,7 @@ def write_run_crate(workdir: Path, config_files: list[str], metrics_csv: str, pr
                         for entry in record["outputs"].values()})
     manifest_entities = [add_outside_file(path) for path in manifests]
 
-    # Outputs: data entities inside the crate root, added in id order so hasPart is stable.
+    # Outputs: data entities inside the crate root, referred to in place.
     record_entities = {}
     for path, summary in zip(record_files, summaries):
         record_entities[summary["id"]] = crate.add_file(path, dest_path=crate_relative(path), properties={
@@ -193,12 +180,15 @@ def write_run_crate(workdir: Path, config_files: list[str], metrics_csv: str, pr
     crate.name = "medprobe benchmark run"
     crate.description = ("Frozen vision foundation models probed on medical images: metrics, "
                          "figures and per-metric provenance records of one pipeline run.")
-    crate.license = crate.add(ContextEntity(crate, LICENSE_ID, {"@type": "CreativeWork", "name": "MIT License",
-                                                                "identifier": "MIT"}))
+    crate.license = crate.add(ContextEntity(crate, LICENSE_ID, {
+        "@type": "CreativeWork", "name": "MIT License", "identifier": "MIT",
+    }))
     crate.mainEntity = workflow
     crate.root_dataset["mentions"] = action
 
     document = crate.metadata.generate()
+    root_entity = next(entity for entity in document["@graph"] if entity["@id"] == crate.root_dataset.id)
+    root_entity["hasPart"].sort(key=lambda part: part["@id"])
     head = [crate.metadata.id, crate.root_dataset.id]  # descriptor and root first, by convention
     document["@graph"].sort(key=lambda entity: (head.index(entity["@id"]), "") if entity["@id"] in head
                             else (len(head), entity["@id"]))

@@ -42,3 +42,21 @@ rule figures:
         metric=config["figures"]["metric"],
     script:
         "../scripts/figures.py"
+
+
+rule crate:
+    input:
+        code=stage_code("medprobe.crate"),
+        metrics="results/metrics.csv",
+        provenance="results/provenance",
+        figures=rules.figures.output,
+    output:
+        crate="results/ro-crate-metadata.json",
+    log:
+        "logs/crate.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        configfiles=[os.path.relpath(path) for path in workflow.configfiles],
+    script:
+        "../scripts/crate.py"
