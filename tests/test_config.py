@@ -49,3 +49,21 @@ def test_schema_defaults_fill_missing_sections(workflow_dir):
     (workflow_dir / "config" / "minimal.yaml").write_text(yaml.safe_dump(minimal))
     result = snakemake(workflow_dir, "-n", "--configfile", "config/minimal.yaml")
     assert "probe" in result.stdout
+
+
+def test_resolution_not_a_multiple_of_the_patch_size_is_named(workflow_dir):
+    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
+    config["backbones"] = ["dinov2_vits14_random"]
+    (workflow_dir / "config" / "patch.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workflow_dir, "-n", "--configfile", "config/patch.yaml", check=False)
+    assert result.returncode != 0
+    assert "resolutions [32, 48] are not multiples of backbone 'dinov2_vits14_random' patch size 14" in (
+        result.stdout + result.stderr)
+
+
+def test_dataset_instance_of_a_registry_entry(workflow_dir):
+    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
+    config["datasets"]["demo_small"] = {"base": "demo_cxr", "n_patients": 30, "seed": 1}
+    (workflow_dir / "config" / "two.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workflow_dir, "-n", "--configfile", "config/two.yaml")
+    assert "data/raw/demo_small/manifest.tsv" in result.stdout

@@ -81,7 +81,7 @@ def test_probe_parameter_change_reruns_only_downstream(tiny_run):
     (tiny_run / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(tiny_run, "--configfile", "config/changed.yaml", "-n"))
     n_knn = len(config["backbones"]) * len(config["resolutions"])
-    assert jobs == {"probe": n_knn, "evaluate": n_knn, "aggregate": 1, "figures": 1, "all": 1}
+    assert jobs == {"probe": n_knn, "evaluate": n_knn, "aggregate": 1, "figures": 1, "crate": 1, "all": 1}
 
 
 def test_lint_and_default_dry_run(workflow_dir):

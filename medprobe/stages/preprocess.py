@@ -11,12 +11,13 @@ from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
-def preprocess_stage(dataset: str, settings: dict, manifest: str, upstream: str, outputs: dict,
-                     rule: str | None = None, log_path: str | None = None) -> None:
+def preprocess_stage(dataset: str, registry_name: str, settings: dict, manifest: str, upstream: str,
+                     outputs: dict, rule: str | None = None, log_path: str | None = None) -> None:
     from medprobe.preprocess import preprocess_2d
 
-    entry = get_dataset(dataset)
-    record = StageRecord("preprocess", __name__, {"dataset": dataset, "settings": settings},
+    entry = get_dataset(registry_name)
+    record = StageRecord("preprocess", __name__, {"dataset": dataset, "registry_name": registry_name,
+                                                    "settings": settings},
                          inputs={"manifest": manifest}, upstream={"download": upstream},
                          rule=rule, log=log_path)
     out_dir = Path(outputs["table"]).parent

@@ -16,15 +16,28 @@ from medprobe.registry import UnknownEntryError
 def check_registry_names():
     """Unknown dataset or backbone names fail at DAG build, naming the config key."""
     try:
-        for name in config["datasets"]:
-            get_dataset(name)
+        for name, options in config["datasets"].items():
+            get_dataset(options.get("base", name))
         for name in config["backbones"]:
             get_backbone(name)
     except UnknownEntryError as err:
         raise ValueError(f"config: {err}") from None
 
 
+def check_resolutions():
+    """A ViT needs an input side that is a multiple of its patch size."""
+    for name in config["backbones"]:
+        patch = get_backbone(name).get("patch_size")
+        bad = [res for res in config["resolutions"] if patch and res % patch]
+        if bad:
+            raise ValueError(
+                f"config: resolutions {bad} are not multiples of backbone '{name}' patch size "
+                f"{patch}; use e.g. {[max(patch, round(r / patch) * patch) for r in bad]}"
+            )
+
+
 check_registry_names()
+check_resolutions()
 
 DATASETS = sorted(config["datasets"])
 BACKBONES = config["backbones"]
@@ -42,6 +55,36 @@ def stage_code(module):
         os.path.relpath(path, cwd) if str(path).startswith(cwd + os.sep) else str(path)
         for path in import_closure(module)
     ]
+
+
+def extraction_scale(wildcards):
+    """Relative cost of one extraction job: tokens per image x width of the backbone."""
+    entry = get_backbone(wildcards.backbone)
+    tokens = (int(wildcards.res) / entry.get("patch_size", 16)) ** 2
+    return tokens / 196 * entry.get("embed_dim", 384) / 384
+
+
+def extraction_mem_mb(wildcards, attempt):
+    """Host memory: 4 GB base (model, batch, arrays) plus activations; grows with each retry."""
+    return int((4000 + 2000 * extraction_scale(wildcards)) * attempt)
+
+
+def extraction_runtime(wildcards, attempt):
+    """Minutes: generous for CPU runs of big grids; doubles with each retry."""
+    return int((30 + 30 * extraction_scale(wildcards)) * 2 ** (attempt - 1))
+
+
+def small_job_mem_mb(wildcards, attempt):
+    return 2000 * attempt
+
+
+def small_job_runtime(wildcards, attempt):
+    return 20 * attempt
+
+
+def dataset_registry_name(wildcards):
+    """A dataset's registry entry: its own name, or the `base` it is an instance of."""
+    return config["datasets"][wildcards.dataset].get("base", wildcards.dataset)
 
 
 def dataset_options(wildcards):

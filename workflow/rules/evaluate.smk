@@ -14,7 +14,8 @@ rule evaluate:
         "../../envs/probe.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=small_job_mem_mb,
+        runtime=small_job_runtime,
     params:
         settings=config["evaluate"],
     script:

@@ -21,7 +21,8 @@ rule extract_features:
         "../../envs/extract.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=extraction_mem_mb,
+        runtime=extraction_runtime,
         gpu=1,
     params:
         settings=config["extract"],

@@ -16,8 +16,10 @@ rule preprocess:
     conda:
         "../../envs/preprocess.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        registry_name=dataset_registry_name,
         settings=config["preprocess"],
     script:
         "../scripts/preprocess.py"

@@ -17,7 +17,8 @@ rule probe:
         "../../envs/probe.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=small_job_mem_mb,
+        runtime=small_job_runtime,
     params:
         settings=probe_params,
     script:

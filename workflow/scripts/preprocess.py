@@ -6,6 +6,7 @@ from medprobe.stages.preprocess import preprocess_stage
 with log_to(snakemake.log[0]):
     preprocess_stage(
         snakemake.wildcards.dataset,
+        snakemake.params.registry_name,
         dict(snakemake.params.settings),
         manifest=snakemake.input.manifest,
         upstream=snakemake.input.provenance,
