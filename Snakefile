@@ -3,7 +3,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A suite given with --configfile replaces the default demo suite rather than being merged into it
+# (Snakemake merges nested keys, which would silently add the demo's datasets to every suite).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

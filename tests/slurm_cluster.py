@@ -238,6 +238,8 @@ def _slurm_conf(workdir: Path, name: str, munge_socket: Path, ports: dict[str, i
         "MpiDefault=none",
         "AccountingStorageType=accounting_storage/slurmdbd",
         "AccountingStorageHost=localhost",
+        # Clients reach slurmdbd with the munge socket named here, not the one in AuthInfo.
+        f"AccountingStoragePass={munge_socket}",
         f"AccountingStoragePort={ports['slurmdbd']}",
         "JobAcctGatherType=jobacct_gather/linux",
         f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN",
@@ -317,7 +319,6 @@ def slurm_cluster(workdir: Path, cpus: int = 2, mem_mb: int = 8000, partitions=(
         _write(workdir / "slurmdbd.conf", _slurmdbd_conf(workdir, munge_socket, ports, password), 0o600)
 
         cluster.start("slurmdbd", ["slurmdbd", "-D"], cluster.logs / "slurmdbd.log", env)
-        import sys; print(_run(["sacctmgr", "-n", "list", "cluster"], env=env), file=sys.stderr); time.sleep(3); print(_run(["sacctmgr", "-n", "list", "cluster"], env=env), file=sys.stderr)
         cluster.wait_for("slurmdbd", lambda: _run(["sacctmgr", "-n", "list", "cluster"], env=env).returncode == 0)
         result = _run(["sacctmgr", "-i", "add", "cluster", name], env=env)
         if result.returncode != 0:
