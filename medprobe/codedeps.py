@@ -2,7 +2,7 @@
 
 Snakemake tracks a rule's script but not the modules the script imports. Each stage module's
 import closure within medprobe (function-level imports included, found by parsing, not by
-importing) becomes part of the rule's input.
+importing) is hashed; the hash is a param of the rule, and provenance records it.
 """
 
 from __future__ import annotations
@@ -55,3 +55,11 @@ def import_closure(module: str) -> tuple[Path, ...]:
             seen.add(path)
             todo.extend(imported_modules(path))
     return tuple(sorted(seen))
+
+
+@lru_cache(maxsize=None)
+def code_sha256(module: str) -> str:
+    """One hash over the closure's files (relative paths and contents)."""
+    from medprobe.hashing import sha256_file, sha256_json
+
+    return sha256_json({str(p.relative_to(PACKAGE_ROOT)): sha256_file(p) for p in import_closure(module)})

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from medprobe import __version__
 from medprobe.atomic import write_json
-from medprobe.codedeps import PACKAGE_ROOT, import_closure
+from medprobe.codedeps import PACKAGE_ROOT, code_sha256, import_closure
 from medprobe.hashing import sha256_file, sha256_json
 
 ID_LENGTH = 16
@@ -139,7 +139,7 @@ class StageRecord:
             "inputs": {k: v["sha256"] for k, v in self.inputs.items()},
             "upstream": {k: rec["id"] for k, rec in self.upstream.items()},
             "code": {"package_version": __version__, "module": self.module,
-                     "sources_sha256": sha256_json(code_files(self.module))},
+                     "sources_sha256": code_sha256(self.module)},
             "packages": package_versions(),
         }
 
@@ -163,6 +163,7 @@ class StageRecord:
                 "hardware": hardware(),
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                 "conda_prefix": os.environ.get("CONDA_PREFIX"),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 **git_version(),
                 "started": self.started,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -325,6 +325,8 @@ def slurm_cluster(workdir: Path, cpus: int = 2, mem_mb: int = 8000, partitions=(
             raise cluster.fail(f"sacctmgr add cluster failed: {result.stdout}{result.stderr}")
 
         cluster.start("slurmctld", ["slurmctld", "-D", "-i"], cluster.logs / "slurmctld.log", env)
+        # A slurmd that cannot register at once waits for slurmctld's next ping (100 s by default).
+        cluster.wait_for("slurmctld", lambda: "is UP" in _run(["scontrol", "ping"], env=env).stdout)
         cluster.start("slurmd", ["slurmd", "-D", "-N", "localhost"], cluster.logs / "slurmd.log", env)
         cluster.wait_for("the node to be idle", lambda: _run(
             ["sinfo", "-h", "-n", "localhost", "-o", "%T"], env=env).stdout.split() == ["idle"] * len(partitions))

@@ -1,6 +1,5 @@
 rule aggregate:
     input:
-        code=stage_code("medprobe.stages.aggregate"),
         metrics=evaluation_targets(),
     output:
         metrics=report(
@@ -13,13 +12,14 @@ rule aggregate:
         "logs/aggregate.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        code=code_digest("medprobe.stages.aggregate"),
     script:
         "../scripts/aggregate.py"
 
 
 rule figures:
     input:
-        code=stage_code("medprobe.figures"),
         metrics="results/metrics.csv",
     output:
         resolution_png=report(
@@ -39,6 +39,7 @@ rule figures:
     conda:
         "../../envs/report.yaml"
     params:
+        code=code_digest("medprobe.figures"),
         metric=config["figures"]["metric"],
     script:
         "../scripts/figures.py"
@@ -46,7 +47,6 @@ rule figures:
 
 rule crate:
     input:
-        code=stage_code("medprobe.crate"),
         metrics="results/metrics.csv",
         provenance="results/provenance",
         figures=rules.figures.output,
@@ -57,6 +57,7 @@ rule crate:
     conda:
         "../../envs/report.yaml"
     params:
+        code=code_digest("medprobe.crate"),
         configfiles=[os.path.relpath(path) for path in workflow.configfiles],
     script:
         "../scripts/crate.py"

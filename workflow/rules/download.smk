@@ -1,6 +1,4 @@
 rule download:
-    input:
-        code=stage_code("medprobe.stages.download"),
     output:
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",
@@ -9,6 +7,7 @@ rule download:
     conda:
         "../../envs/preprocess.yaml"
     params:
+        code=code_digest("medprobe.stages.download"),
         options=dataset_options,
     script:
         "../scripts/download.py"

@@ -1,6 +1,5 @@
 rule evaluate:
     input:
-        code=stage_code("medprobe.stages.evaluate"),
         predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
         provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
         table="data/processed/{dataset}/items.parquet",
@@ -17,6 +16,7 @@ rule evaluate:
         mem_mb=small_job_mem_mb,
         runtime=small_job_runtime,
     params:
+        code=code_digest("medprobe.stages.evaluate"),
         settings=config["evaluate"],
     script:
         "../scripts/evaluate.py"

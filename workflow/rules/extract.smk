@@ -1,6 +1,5 @@
 rule extract_features:
     input:
-        code=stage_code("medprobe.stages.extract"),
         table="data/processed/{dataset}/items.parquet",
         spec="data/processed/{dataset}/spec.json",
         arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
@@ -25,6 +24,7 @@ rule extract_features:
         runtime=extraction_runtime,
         gpu=1,
     params:
+        code=code_digest("medprobe.stages.extract"),
         settings=config["extract"],
     script:
         "../scripts/extract_features.py"

@@ -1,6 +1,5 @@
 rule preprocess:
     input:
-        code=stage_code("medprobe.stages.preprocess"),
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",
     output:
@@ -19,6 +18,7 @@ rule preprocess:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        code=code_digest("medprobe.stages.preprocess"),
         registry_name=dataset_registry_name,
         settings=config["preprocess"],
     script:

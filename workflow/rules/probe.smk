@@ -1,6 +1,5 @@
 rule probe:
     input:
-        code=stage_code("medprobe.stages.probe"),
         features=expand(
             "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
             split=SPLITS,
@@ -20,6 +19,7 @@ rule probe:
         mem_mb=small_job_mem_mb,
         runtime=small_job_runtime,
     params:
+        code=code_digest("medprobe.stages.probe"),
         settings=probe_params,
     script:
         "../scripts/probe.py"
