@@ -15,6 +15,7 @@ rule evaluate:
     resources:
         mem_mb=small_job_mem_mb,
         runtime=small_job_runtime,
+        disk_mb=1000,
     params:
         code=code_digest("medprobe.stages.evaluate"),
         settings=config["evaluate"],

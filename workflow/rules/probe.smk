@@ -18,6 +18,7 @@ rule probe:
     resources:
         mem_mb=small_job_mem_mb,
         runtime=small_job_runtime,
+        disk_mb=1000,
     params:
         code=code_digest("medprobe.stages.probe"),
         settings=probe_params,
