@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server")
-COMMANDS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "sacctmgr", "sinfo", "squeue",
+COMMANDS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "srun", "sacct", "sacctmgr", "sinfo", "squeue",
             "scancel", "scontrol", "munged", "mungekey", "mariadb-install-db", "mariadb")
 INSTALL_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 20
@@ -242,6 +242,8 @@ def _slurm_conf(workdir: Path, cluster: str, munge_socket: Path, ports: dict[str
         # Without a default per-CPU memory one job is given the whole node's memory.
         f"DefMemPerCPU={max(1, mem_mb // cpus)}",
         "MinJobAge=300",
+        # Reject at sbatch a job the node can never run (too many CPUs), instead of PENDING forever.
+        "EnforcePartLimits=ALL",
         "ReturnToService=2",
         "MpiDefault=none",
         "AccountingStorageType=accounting_storage/slurmdbd",
@@ -250,6 +252,8 @@ def _slurm_conf(workdir: Path, cluster: str, munge_socket: Path, ports: dict[str
         # Connections to slurmdbd use the munge socket named here, not the one in AuthInfo.
         f"AccountingStoragePass={munge_socket}",
         "JobAcctGatherType=jobacct_gather/linux",
+        # Keep job comments in accounting: the Snakemake executor puts the rule name there.
+        "AccountingStoreFlags=job_comment",
         *(["GresTypes=gpu"] if gpus else []),
         f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN"
         + (f" Gres=gpu:{gpus}" if gpus else ""),
@@ -257,6 +261,18 @@ def _slurm_conf(workdir: Path, cluster: str, munge_socket: Path, ports: dict[str
     lines += [f"PartitionName={name} Nodes=localhost Default={'YES' if index == 0 else 'NO'} "
               "MaxTime=INFINITE State=UP" for index, name in enumerate(partitions)]
     return "\n".join(lines) + "\n"
+
+
+def _write_gres_conf(workdir: Path, gpus: int) -> None:
+    """Declare `gpus` fake GPUs. Slurm 22.05 drops a GPU without File= (Count= alone is ignored)
+    and wants a character device there, so each is a link to /dev/null under workdir."""
+    devices = workdir / "dev"
+    devices.mkdir()
+    lines = ["AutoDetect=off"]
+    for index in range(gpus):
+        (devices / f"gpu{index}").symlink_to("/dev/null")
+        lines.append(f"NodeName=localhost Name=gpu File={devices / f'gpu{index}'}")
+    (workdir / "gres.conf").write_text("\n".join(lines) + "\n")
 
 
 def _slurmdbd_conf(workdir: Path, munge_socket: Path, ports: dict[str, int], password: str) -> str:
@@ -295,6 +311,18 @@ def _check_batch_job(daemons: _Daemons, env: dict[str, str]) -> None:
     daemons.wait_for(f"smoke job {job_id} to be COMPLETED in sacct", completed)
 
 
+def _srun_shim(workdir: Path, conf: Path) -> Path:
+    """A bin dir whose `srun` finds this cluster even when SLURM_CONF was stripped from its
+    environment, as the Snakemake slurm-jobstep executor does (it keeps only job-identity SLURM_*
+    variables) before its srun inside a job. A real cluster's srun falls back to /etc/slurm."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "srun"
+    shim.write_text(f'#!/bin/sh\nexport SLURM_CONF="${{SLURM_CONF:-{conf}}}"\nexec {shutil.which("srun")} "$@"\n')
+    shim.chmod(0o755)
+    return bin_dir
+
+
 def _cancel_jobs(env: dict[str, str]) -> None:
     """Cancel the cluster's jobs so no job processes outlive slurmd (which leaves them running)."""
     job_ids = _run(["squeue", "-h", "-o", "%A"], env=env).stdout.split()
@@ -316,8 +344,8 @@ def slurm_cluster(workdir: Path, cpus: int = 2, mem_mb: int = 8000, partitions=(
     Yields {"partition": the default (first) partition, "partitions", "cluster": its name,
     "conf": slurm.conf, "env": os.environ plus SLURM_CONF for sbatch/squeue/sacct/snakemake,
     "pids": daemon name -> pid}. Startup, including one sbatch job seen COMPLETED by sacct, is
-    bounded by `timeout_s`. `gpus` declares that many device-less GPUs on the node, so that jobs
-    asking for --gpus are scheduled as on a GPU cluster (nothing is made visible to them). Raises SlurmUnavailable, with daemon log tails, when the packages
+    bounded by `timeout_s`. `gpus` declares that many GPUs on the node (backed by /dev/null), so
+    jobs asking for --gpus are scheduled, and get CUDA_VISIBLE_DEVICES, as on a GPU cluster. Raises SlurmUnavailable, with daemon log tails, when the packages
     cannot be installed or the cluster does not come up.
     """
     ensure_installed()
@@ -333,14 +361,14 @@ def slurm_cluster(workdir: Path, cpus: int = 2, mem_mb: int = 8000, partitions=(
     conf = workdir / "slurm.conf"
     env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
     env["SLURM_CONF"] = str(conf)
+    env["PATH"] = os.pathsep.join([str(_srun_shim(workdir, conf)), env.get("PATH", os.defpath)])
     daemons = _Daemons(workdir, timeout_s)
     try:
         munge_socket = _start_munge(daemons, run)
         password = _start_mariadb(daemons, run, ports["mariadb"])
         conf.write_text(_slurm_conf(workdir, cluster, munge_socket, ports, cpus, mem_mb, gpus, partitions))
         if gpus:
-            # No File= and no autodetection: GPUs that exist only for scheduling.
-            (workdir / "gres.conf").write_text(f"AutoDetect=off\nNodeName=localhost Name=gpu Count={gpus}\n")
+            _write_gres_conf(workdir, gpus)
         # slurmdbd reads slurmdbd.conf beside SLURM_CONF and refuses one that others can read.
         dbd_conf = workdir / "slurmdbd.conf"
         dbd_conf.write_text(_slurmdbd_conf(workdir, munge_socket, ports, password))

@@ -27,7 +27,9 @@ def test_sbatch_job_reaches_sacct_and_daemons_stop(tmp_path: Path):
 
             submit = subprocess.run(
                 ["sbatch", "--parsable", "--partition=gpu", "--gpus=1", "--job-name=probe", "--mem=100",
-                 f"--output={tmp_path / 'probe.out'}", "--wrap", "echo hello from slurm"],
+                 f"--output={tmp_path / 'probe.out'}",
+                 # The Snakemake jobstep executor strips SLURM_CONF before its srun in the job.
+                 "--wrap", "echo hello from slurm; env -u SLURM_CONF srun echo hello from srun"],
                 env=env, capture_output=True, text=True, check=True)
             job_id = submit.stdout.strip()
             row = ""
@@ -43,7 +45,7 @@ def test_sbatch_job_reaches_sacct_and_daemons_stop(tmp_path: Path):
                     break
                 time.sleep(0.5)
             assert row == f"{job_id}|COMPLETED|gpu"
-            assert (tmp_path / "probe.out").read_text() == "hello from slurm\n"
+            assert (tmp_path / "probe.out").read_text() == "hello from slurm\nhello from srun\n"
             # A job still queued at exit must not keep anything alive.
             subprocess.run(["sbatch", "--wrap", "sleep 300", f"--output={tmp_path / 'sleep.out'}"],
                            env=env, capture_output=True, check=True)
