@@ -2,8 +2,9 @@
 
 Each stage writes one JSON record next to its outputs. A record has two parts:
 - ``identity``: everything that determines the outputs' bytes (input hashes, parameters, upstream
-  record ids, a hash of the medprobe source files the stage runs, package versions). Its hash is the record ``id``, so two runs that
-  should give the same numbers get the same id, and any upstream change gives a new one.
+  record ids, a hash of the medprobe source files the stage runs, package versions). Its hash is
+  the record ``id``, so two runs that should give the same numbers get the same id, and any
+  upstream change gives a new one.
 - ``run``: how this particular execution went (host, hardware, times, job id, log, git commit). It is kept
   for auditing but never enters the id, so re-running on another day does not change ids.
 """

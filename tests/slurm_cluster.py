@@ -345,7 +345,8 @@ def slurm_cluster(workdir: Path, cpus: int = 2, mem_mb: int = 8000, partitions=(
     "conf": slurm.conf, "env": os.environ plus SLURM_CONF for sbatch/squeue/sacct/snakemake,
     "pids": daemon name -> pid}. Startup, including one sbatch job seen COMPLETED by sacct, is
     bounded by `timeout_s`. `gpus` declares that many GPUs on the node (backed by /dev/null), so
-    jobs asking for --gpus are scheduled, and get CUDA_VISIBLE_DEVICES, as on a GPU cluster. Raises SlurmUnavailable, with daemon log tails, when the packages
+    jobs asking for --gpus are scheduled, and get CUDA_VISIBLE_DEVICES, as on a GPU cluster.
+    Raises SlurmUnavailable, with daemon log tails, when the packages
     cannot be installed or the cluster does not come up.
     """
     ensure_installed()

@@ -95,7 +95,8 @@ def test_edited_value_in_the_metrics_table_is_caught(run_copy):
 
 def test_deep_audit_catches_a_change_that_kept_size_and_mtime(run_copy):
     table = pd.read_csv(run_copy / "results" / "metrics.csv")
-    victim = run_copy / "results" / "features" / "demo_cxr" / table["backbone"].iloc[0] / str(table["resolution"].iloc[0]) / "test.npy"
+    features = run_copy / "results" / "features" / "demo_cxr"
+    victim = features / table["backbone"].iloc[0] / str(table["resolution"].iloc[0]) / "test.npy"
     stat = victim.stat()
     flip_byte(victim)
     os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))

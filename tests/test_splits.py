@@ -22,7 +22,8 @@ def test_patient_in_two_splits_is_an_error_naming_the_patient():
 
 def test_leak_in_item_table_is_detected():
     frame = items(["a", "a", "b", "c"]).assign(split=["train", "test", "val", "test"])
-    with pytest.raises(SplitError, match=r"1 patient\(s\) appear in more than one split .* e.g. a: \[.test., .train.\]"):
+    message = r"1 patient\(s\) appear in more than one split .* e.g. a: \[.test., .train.\]"
+    with pytest.raises(SplitError, match=message):
         check_patient_level(frame, "demo")
 
 

@@ -127,8 +127,15 @@ def test_killed_run_resumes_to_identical_results(tiny_run, tmp_path):
     snakemake(workdir, *TINY, "--unlock")
     snakemake(workdir, *TINY, "--rerun-incomplete", env=secret_env)
     assert (workdir / "results" / "metrics.csv").read_bytes() == (tiny_run / "results" / "metrics.csv").read_bytes()
-    written = [p for folder in ("results", "logs", ".snakemake/log") for p in (workdir / folder).rglob("*") if p.is_file()]
+    written = [p for folder in ("results", "logs", ".snakemake/log")
+               for p in (workdir / folder).rglob("*") if p.is_file()]
     assert len(written) > 50
     leaks = [str(p) for p in written if SECRET.encode() in p.read_bytes()]
     assert not leaks
     shutil.rmtree(workdir / "data")  # keep the temporary folder small
+
+
+def test_ruff_clean():
+    ruff = Path(SNAKEMAKE).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
