@@ -10,6 +10,7 @@ from medprobe.atomic import atomic_path, write_json
 from medprobe.metrics_table import FLOAT_FORMAT, SORT_COLUMNS
 from medprobe.provenance import chain, load_record
 
+
 def aggregate_stage(metric_files: list[str], metrics_out: str, provenance_dir: str) -> None:
     """One long table, sorted, fixed float format: same inputs give byte-identical bytes."""
     tables, records = [], {}

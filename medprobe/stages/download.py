@@ -7,6 +7,7 @@ from pathlib import Path
 from medprobe.datasets.registry import get_dataset
 from medprobe.provenance import StageRecord
 
+
 def download_stage(dataset: str, options: dict, manifest: str, provenance: str,
                    rule: str | None = None, log_path: str | None = None) -> None:
     from medprobe.download import fetch_dataset

@@ -15,6 +15,7 @@ from medprobe.provenance import StageRecord
 
 log = logging.getLogger("medprobe")
 
+
 def evaluate_stage(wildcards: dict, settings: dict, predictions: str, upstream: str, items: str,
                    dataset_spec: str, metrics: str, provenance: str, rule: str | None = None,
                    log_path: str | None = None) -> None:
@@ -43,7 +44,8 @@ def evaluate_stage(wildcards: dict, settings: dict, predictions: str, upstream: 
         point = compute_metrics(y_true, y_score, task["type"], task["labels"],
                                 threshold=settings["threshold"])
         intervals = bootstrap_ci(y_true, y_score, groups.to_numpy(), task["type"], task["labels"],
-                                 n_boot=settings["n_bootstrap"], seed=seed, ci=settings["ci"])
+                                 n_boot=settings["n_bootstrap"], seed=seed, ci=settings["ci"],
+                                 threshold=settings["threshold"]) if settings["n_bootstrap"] else {}
         log.info("task %s: %s", task_name, {k: round(v, 4) for k, v in point.items() if not k.startswith("n_")})
         for metric, value in point.items():
             if metric.startswith("n_"):

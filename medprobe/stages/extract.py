@@ -14,6 +14,7 @@ from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
+
 def extract_stage(dataset: str, backbone: str, res: int, settings: dict, processed_dir: str,
                   upstream: str, out_dir: str, threads: int = 1, rule: str | None = None,
                   log_path: str | None = None) -> None:

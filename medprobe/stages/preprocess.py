@@ -11,6 +11,7 @@ from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
+
 def preprocess_stage(dataset: str, registry_name: str, settings: dict, manifest: str, upstream: str,
                      outputs: dict, rule: str | None = None, log_path: str | None = None) -> None:
     from medprobe.preprocess import preprocess_2d

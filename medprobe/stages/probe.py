@@ -15,6 +15,7 @@ from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
+
 def task_targets(index: pd.DataFrame, task: dict) -> np.ndarray:
     """0/1 matrix (n, L) for binary/multilabel tasks; class indices (n,) for multiclass."""
     matrix = index[[f"label_{label}" for label in task["labels"]]].to_numpy(dtype=np.int64)
