@@ -25,20 +25,28 @@ def test_wrong_type_is_named():
         validate_config(config)
 
 
-def test_snakemake_rejects_typo_naming_the_key(workflow_dir):
+def dry_run_variant(workflow_dir, name, change, check=False):
+    """Dry-run the tiny suite after `change(config)` edits a copy of it."""
     config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
-    config["extract"]["batchsize"] = 8
-    (workflow_dir / "config" / "typo.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workflow_dir, "-n", "--configfile", "config/typo.yaml", check=False)
+    change(config)
+    (workflow_dir / "config" / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    return snakemake(workflow_dir, "-n", "--configfile", f"config/{name}.yaml", check=check)
+
+
+def test_snakemake_rejects_typo_naming_the_key(workflow_dir):
+    def change(config):
+        config["extract"]["batchsize"] = 8
+
+    result = dry_run_variant(workflow_dir, "typo", change)
     assert result.returncode != 0
     assert "'batchsize' was unexpected" in result.stdout + result.stderr
 
 
 def test_snakemake_rejects_unknown_backbone(workflow_dir):
-    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
-    config["backbones"] = ["vit_tiny_randm"]
-    (workflow_dir / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workflow_dir, "-n", "--configfile", "config/bad.yaml", check=False)
+    def change(config):
+        config["backbones"] = ["vit_tiny_randm"]
+
+    result = dry_run_variant(workflow_dir, "bad", change)
     assert result.returncode != 0
     assert "unknown backbone 'vit_tiny_randm'. Did you mean vit_tiny_random" in result.stdout + result.stderr
 
@@ -52,18 +60,18 @@ def test_schema_defaults_fill_missing_sections(workflow_dir):
 
 
 def test_resolution_not_a_multiple_of_the_patch_size_is_named(workflow_dir):
-    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
-    config["backbones"] = ["dinov2_vits14_random"]
-    (workflow_dir / "config" / "patch.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workflow_dir, "-n", "--configfile", "config/patch.yaml", check=False)
+    def change(config):
+        config["backbones"] = ["dinov2_vits14_random"]
+
+    result = dry_run_variant(workflow_dir, "patch", change)
     assert result.returncode != 0
     assert "resolutions [32, 48] are not multiples of backbone 'dinov2_vits14_random' patch size 14" in (
         result.stdout + result.stderr)
 
 
 def test_dataset_instance_of_a_registry_entry(workflow_dir):
-    config = yaml.safe_load((workflow_dir / "config" / "tiny.yaml").read_text())
-    config["datasets"]["demo_small"] = {"base": "demo_cxr", "n_patients": 30, "seed": 1}
-    (workflow_dir / "config" / "two.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workflow_dir, "-n", "--configfile", "config/two.yaml")
+    def change(config):
+        config["datasets"]["demo_small"] = {"base": "demo_cxr", "n_patients": 30, "seed": 1}
+
+    result = dry_run_variant(workflow_dir, "two", change, check=True)
     assert "data/raw/demo_small/manifest.tsv" in result.stdout
