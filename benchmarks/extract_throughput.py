@@ -59,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         array_path = Path(tmp) / "split.npy"
         array = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.uint8,
-                                          shape=(args.n_images, args.stored_size, args.stored_size))
+                                          shape=(args.n_images, 1, args.stored_size, args.stored_size))
         array[:] = rng.integers(0, 256, size=array.shape, dtype=np.uint8)
         array.flush()
         del array

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.atomic import write_json
+from medprobe.download import dataset_root
 from medprobe.hashing import sha256_file, sha256_json
 from medprobe.metrics_table import SORT_COLUMNS
 from medprobe.provenance import ID_LENGTH
@@ -135,7 +136,7 @@ class Auditor:
         manifest = self.workdir / manifest_entry["path"]
         if self.oracle.sha256(manifest, manifest_entry) != manifest_entry["sha256"]:
             return  # already flagged as missing or changed; its listing cannot be trusted
-        root = manifest.parent
+        root = dataset_root(manifest.parent)
         for line in manifest.read_text().splitlines()[1:]:
             relative, size, digest = line.split("\t")
             path = root / relative

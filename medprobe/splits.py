@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
@@ -48,3 +51,75 @@ def assign_patient_splits(items: pd.DataFrame, split_table: pd.DataFrame, source
         )
     check_patient_level(merged, source)
     return merged
+
+
+def random_patient_split(patients: pd.Series, fractions: dict[str, float], seed: int,
+                         strata: pd.Series | None = None) -> pd.Series:
+    """Seeded patient -> split, stratified by `strata` (one value per patient) when given.
+
+    Patients are sorted before shuffling, so the result never depends on file-listing order.
+    """
+    names = [s for s in fractions if fractions[s] > 0]
+    weights = np.array([fractions[s] for s in names], dtype=float)
+    if abs(weights.sum() - 1.0) > 1e-6:
+        raise SplitError(f"split fractions must sum to 1, got {fractions}")
+    unique = pd.Series(sorted(set(patients)), dtype=object)
+    groups = strata.reindex(unique).fillna("").astype(str) if strata is not None else pd.Series("", index=unique)
+    rng = np.random.default_rng(seed)
+    assigned: dict = {}
+    for stratum in sorted(set(groups)):
+        members = np.array(sorted(groups.index[groups == stratum]), dtype=object)
+        members = members[rng.permutation(len(members))]
+        bounds = np.rint(np.cumsum(weights) * len(members)).astype(int)
+        for name, start, stop in zip(names, np.r_[0, bounds[:-1]], bounds):
+            assigned.update(dict.fromkeys(members[start:stop], name))
+    return patients.map(assigned)
+
+
+def _patient_strata(items: pd.DataFrame, task_labels: list[str] | None) -> pd.Series | None:
+    """A patient's stratum: its label vector for the stratifying task (max over its images)."""
+    if not task_labels:
+        return None
+    columns = [f"label_{label}" for label in task_labels]
+    per_patient = items.groupby("patient_id")[columns].max()
+    return per_patient.astype(str).agg("".join, axis=1)
+
+
+def apply_split_policy(items: pd.DataFrame, policy: dict, root: Path, seed: int, source: str,
+                       stratify_labels: list[str] | None = None) -> pd.DataFrame:
+    """Give every item a split by the registry entry's policy, then check it is patient-level.
+
+    Policies: "adapter" (the adapter filled `split`), "table" (a per-patient split file),
+    "lists" (image-name lists per split; a "trainval" list has val carved out by patient),
+    "random" (seeded, patient-level, stratified by the first task's labels).
+    """
+    kind = policy["policy"]
+    items = items.copy()
+    if kind == "table":
+        table = pd.read_csv(root / policy["file"], dtype=str, keep_default_na=False)
+        table = table.rename(columns={policy["patient_column"]: "patient_id", policy["split_column"]: "split"})
+        return assign_patient_splits(items.drop(columns=["split"], errors="ignore"), table, source)
+    if kind == "lists":
+        names = items["source_file"].map(lambda p: Path(p).name)
+        items["split"] = ""
+        for split, file in policy["files"].items():
+            listed = set((root / file).read_text().split())
+            items.loc[names.isin(listed), "split"] = split
+        unlisted = items.loc[items["split"] == "", "source_file"].tolist()
+        if unlisted:
+            raise SplitError(f"{source}: {len(unlisted)} item(s) are in no split list "
+                             f"{sorted(policy['files'].values())}, e.g. {unlisted[:5]}")
+    elif kind == "random":
+        items["split"] = random_patient_split(items["patient_id"], policy["fractions"], seed,
+                                              _patient_strata(items, stratify_labels)).to_numpy()
+    elif kind != "adapter":
+        raise ValueError(f"{source}: unknown split policy {kind!r}")
+    trainval = items["split"] == "trainval"
+    if trainval.any():
+        val_fraction = policy["val_fraction"]
+        sub = items[trainval]
+        carved = random_patient_split(sub["patient_id"], {"train": 1 - val_fraction, "val": val_fraction},
+                                      seed, _patient_strata(sub, stratify_labels))
+        items.loc[trainval, "split"] = carved.to_numpy()
+    check_patient_level(items, source)
+    return items

@@ -9,7 +9,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.pixels.decoders import JPEG2000LosslessDecoder, JPEGLSLosslessDecoder
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from medprobe.io.dicom import DicomImage, DicomReadError, read_dicom_image
+from medprobe.io.dicom import DicomReadError, read_dicom_image
+from medprobe.io.images import Image
 
 
 def shipped(name: str) -> str:
@@ -49,7 +50,7 @@ def write_dicom(path, stored: np.ndarray, photometric="MONOCHROME2", bits_stored
 def test_mr_encodings_give_identical_windowed_pixels(name):
     reference = read_dicom_image(shipped("MR_small.dcm"))
     image = read_dicom_image(shipped(name))
-    assert isinstance(image, DicomImage)
+    assert isinstance(image, Image)
     assert image.pixels.dtype == np.float32 and image.pixels.shape == (64, 64)
     assert 0.0 <= image.pixels.min() and image.pixels.max() <= 1.0
     np.testing.assert_array_equal(image.pixels, reference.pixels)

@@ -14,7 +14,7 @@ from medprobe.registry import UnknownEntryError
 def split_array(tmp_path_factory):
     path = tmp_path_factory.mktemp("arrays") / "train.npy"
     rng = np.random.default_rng(0)
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(21, 40, 40))
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(21, 1, 40, 40))
     array[:] = rng.integers(0, 256, size=array.shape, dtype=np.uint8)
     array.flush()
     return path
@@ -28,7 +28,7 @@ def test_extract_matches_direct_forward(split_array, tmp_path, workers):
                           device=torch.device("cpu"), precision="fp32")
     features = np.load(out, mmap_mode="r")
     assert shape == features.shape == (21, 2, 192) and features.dtype == np.float16
-    images = torch.from_numpy(np.load(split_array)).float().div(255).unsqueeze(1)
+    images = torch.from_numpy(np.load(split_array)).float().div(255)
     images = F.interpolate(images, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
     with torch.inference_mode():
         tokens = module(images)

@@ -10,7 +10,7 @@ from medprobe.datasets.demo_cxr import generate
 from medprobe.datasets.registry import get_dataset
 from medprobe.download import write_manifest
 from medprobe.io.dicom import DicomReadError
-from medprobe.preprocess import preprocess_2d, to_square
+from medprobe.preprocess import preprocess_dataset, to_square
 from medprobe.splits import SplitError
 
 ENTRY = get_dataset("demo_cxr")
@@ -30,8 +30,9 @@ def raw(pristine_raw, tmp_path):
 
 
 def run(raw, out, on_error="fail", size=32, policy="pad"):
-    return preprocess_2d("demo_cxr", ENTRY, raw, out, size=size, resize_policy=policy,
-                         voi_fallback="percentile", percentiles=(0.5, 99.5), on_error=on_error)
+    settings = {"size": size, "resize_policy": policy, "voi_fallback": "percentile",
+                "percentiles": [0.5, 99.5], "on_error": on_error}
+    return preprocess_dataset("demo_cxr", ENTRY, raw, raw / "manifest.tsv", out, settings, {})
 
 
 def test_arrays_and_item_table_agree(raw, tmp_path):
@@ -42,7 +43,7 @@ def test_arrays_and_item_table_agree(raw, tmp_path):
     for split in ("train", "val", "test"):
         array = np.load(tmp_path / "out" / f"{split}.npy", mmap_mode="r")
         part = items[items["split"] == split]
-        assert array.shape == (len(part), 32, 32) and array.dtype == np.uint8
+        assert array.shape == (len(part), 1, 32, 32) and array.dtype == np.uint8
         assert sorted(part["row"]) == list(range(len(part)))
         assert spec["counts"][split] == {"total": len(part), "ok": len(part)}
     assert items.groupby("patient_id")["split"].nunique().max() == 1
@@ -108,10 +109,19 @@ def test_to_square_policies(policy):
     image = np.zeros((40, 80), dtype=np.float32)
     image[:, :40] = 1.0  # left half bright
     square = to_square(image, 20, policy)
-    assert square.shape == (20, 20)
+    assert square.shape == (1, 20, 20)
+    square = square[0]
     if policy == "pad":  # letterboxed: black bands top and bottom
         assert square[0].max() == 0 and square[-1].max() == 0 and square[10, :5].min() > 0.99
     elif policy == "crop":  # centre 40x40: left half of it bright
         assert square[:, :8].min() > 0.99 and square[:, -8:].max() < 0.01
     else:  # stretched: left half bright, full height
         assert square[:, :8].min() > 0.99 and square[0, :8].min() > 0.99
+
+
+def test_to_square_keeps_rgb_channels():
+    image = np.zeros((30, 30, 3), dtype=np.float32)
+    image[..., 1] = 1.0  # pure green
+    square = to_square(image, 10, "resize")
+    assert square.shape == (3, 10, 10)
+    assert square[1].min() > 0.99 and square[0].max() == 0 and square[2].max() == 0

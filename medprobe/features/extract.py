@@ -20,11 +20,12 @@ from medprobe.atomic import atomic_path
 
 
 class ArrayBatches(Dataset):
-    """Item b is the b-th batch of a memory-mapped (N, S, S) uint8 array, as a tensor."""
+    """Item b is the b-th batch of a memory-mapped (N, C, S, S) uint8 array, as a tensor."""
 
     def __init__(self, path: str | Path, batch_size: int):
         self.path, self.batch_size = str(path), batch_size
-        self.length = np.load(self.path, mmap_mode="r").shape[0]
+        shape = np.load(self.path, mmap_mode="r").shape
+        self.length, self.channels = shape[0], shape[1]
         self._array = None  # opened lazily so each worker process maps the file itself
 
     def __len__(self) -> int:
@@ -61,8 +62,8 @@ def choose_num_workers(requested: int | str, device: torch.device) -> int:
 
 
 def prepare(batch: torch.Tensor, res: int, device: torch.device) -> torch.Tensor:
-    """uint8 (B, S, S) -> float (B, 1, res, res) in [0, 1] on the device."""
-    images = batch.to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+    """uint8 (B, C, S, S) -> float (B, C, res, res) in [0, 1] on the device."""
+    images = batch.to(device, non_blocking=True).float().div_(255.0)
     if images.shape[-1] != res:
         images = F.interpolate(images, size=(res, res), mode="bilinear", antialias=True,
                                align_corners=False)
@@ -70,8 +71,9 @@ def prepare(batch: torch.Tensor, res: int, device: torch.device) -> torch.Tensor
 
 
 @torch.inference_mode()
-def token_shapes(module: torch.nn.Module, res: int, device: torch.device) -> dict[str, int]:
-    return {name: t.shape[1] for name, t in module(torch.zeros(1, 1, res, res, device=device)).items()}
+def token_shapes(module: torch.nn.Module, channels: int, res: int, device: torch.device) -> dict[str, int]:
+    probe = torch.zeros(1, channels, res, res, device=device)
+    return {name: t.shape[1] for name, t in module(probe).items()}
 
 
 @torch.inference_mode()
@@ -79,10 +81,10 @@ def extract_array(array_path: str | Path, out_path: str | Path, module: torch.nn
                   batch_size: int, num_workers: int, device: torch.device, precision: str,
                   desc: str = "extract") -> tuple[int, ...]:
     """Writes float16 features (N, n_tokens, dim) to out_path; returns the shape."""
-    shapes = token_shapes(module, res, device)
+    batches = ArrayBatches(array_path, batch_size)
+    shapes = token_shapes(module, batches.channels, res, device)
     if len(set(shapes.values())) != 1:
         raise ValueError(f"token dimensions differ ({shapes}); cannot stack them")
-    batches = ArrayBatches(array_path, batch_size)
     shape = (batches.length, len(shapes), next(iter(shapes.values())))
     loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda",

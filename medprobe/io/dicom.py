@@ -7,7 +7,6 @@ archive happened to store its pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +14,21 @@ import pydicom
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_windowing
 
+from medprobe.io.images import Image, ImageReadError, window
+
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 VOI_FALLBACKS = ("percentile", "minmax")
 
 
-class DicomReadError(ValueError):
-    """A file that cannot become a 2-D grayscale image; the message names the file and why."""
-
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class DicomImage:
-    """Pixels in [0, 1], bright = dense (MONOCHROME2 convention), plus JSON-serialisable metadata."""
-
-    pixels: np.ndarray
-    meta: dict
+class DicomReadError(ImageReadError):
+    """A DICOM file that cannot become a 2-D grayscale image."""
 
 
 def read_dicom_image(
     path: str | Path,
     voi_fallback: str = "percentile",
     percentiles: tuple[float, float] = (0.5, 99.5),
-) -> DicomImage:
+) -> Image:
     """Read `path` and apply modality LUT, VOI windowing and MONOCHROME1 inversion.
 
     The window comes from WindowCenter/WindowWidth (first value) when present; otherwise
@@ -68,7 +56,7 @@ def read_dicom_image(
 
 def _to_image(
     path: Path, ds: pydicom.Dataset, voi_fallback: str, percentiles: tuple[float, float]
-) -> DicomImage:
+) -> Image:
     _check_single_frame_grayscale(path, ds)
     try:
         stored = ds.pixel_array
@@ -86,7 +74,7 @@ def _to_image(
         pixels = _window_from_tags(path, values, ds)
         voi_source = "tags"
     else:
-        pixels = _window_from_values(values, voi_fallback, percentiles)
+        pixels = window(values, voi_fallback, percentiles)
         voi_source = voi_fallback
     if ds.PhotometricInterpretation == "MONOCHROME1":
         pixels = 1.0 - pixels
@@ -105,7 +93,7 @@ def _to_image(
         "modality": str(ds.get("Modality", "")) or None,
         "sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None,
     }
-    return DicomImage(pixels=pixels.astype(np.float32), meta=meta)
+    return Image(pixels=pixels.astype(np.float32), meta=meta)
 
 
 def _check_single_frame_grayscale(path: Path, ds: pydicom.Dataset) -> None:
@@ -137,16 +125,6 @@ def _window_from_tags(path: Path, values: np.ndarray, ds: pydicom.Dataset) -> np
     except ValueError as exc:
         raise DicomReadError(path, f"invalid VOI window tags: {exc}") from exc
     return np.clip((windowed - low) / (high - low), 0.0, 1.0)
-
-
-def _window_from_values(values: np.ndarray, policy: str, percentiles: tuple[float, float]) -> np.ndarray:
-    if policy == "percentile":
-        low, high = np.percentile(values, percentiles)
-    else:
-        low, high = values.min(), values.max()
-    if high <= low:  # a constant image carries no contrast to stretch
-        return np.zeros_like(values)
-    return np.clip((values - low) / (high - low), 0.0, 1.0)
 
 
 def _first_float(ds: pydicom.Dataset, keyword: str) -> float | None:

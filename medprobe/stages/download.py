@@ -8,15 +8,14 @@ from medprobe.datasets.registry import get_dataset
 from medprobe.provenance import StageRecord
 
 
-def download_stage(dataset: str, options: dict, manifest: str, provenance: str,
+def download_stage(dataset: str, options: dict, downloads_dir: str, manifest: str, provenance: str,
                    rule: str | None = None, log_path: str | None = None) -> None:
     from medprobe.download import fetch_dataset
 
     base = options.get("base", dataset)  # a config name may be an instance of a registry entry
-    source_options = {k: v for k, v in options.items() if k != "base"}
     record = StageRecord("download", __name__, {"dataset": dataset, "options": options,
                                                 "registry_entry": get_dataset(base)},
                          rule=rule, log=log_path)
-    written = fetch_dataset(base, Path(manifest).parent, source_options)
-    assert Path(written) == Path(manifest), (written, manifest)
-    record.write(provenance, outputs={"manifest": manifest})
+    source_options = {k: v for k, v in options.items() if k != "base"}
+    fetched = fetch_dataset(base, Path(manifest).parent, source_options, downloads_dir)
+    record.write(provenance, outputs={"manifest": manifest}, extra={"fetched": fetched})

@@ -46,18 +46,24 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
                                       num_workers=choose_num_workers(settings["num_workers"], device),
                                       device=device,
                                       precision=precision, desc=f"{backbone} {res}px {split}")
-    tokens = list(module(torch.zeros(1, 1, res, res, device=device)).keys())
+    preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
+    channels = preprocess_spec["channels"]
+    tokens = list(module(torch.zeros(1, channels, res, res, device=device)).keys())
     items = pd.read_parquet(processed_dir / "items.parquet")
     index = items[items["status"] == "ok"].drop(columns=["status"]).reset_index(drop=True)
     with atomic_path(out_dir / "index.parquet") as tmp:
         index.to_parquet(tmp, index=False)
-    preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
+    stored = preprocess_spec["size"]
     spec = {
         "dataset": dataset,
         "backbone": identity,
         "resolution": res,
-        "input": {"channels": "grayscale replicated to 3" if identity["source"] == "timm" else "grayscale",
-                  "resize": "bilinear, antialiased, from the preprocessed square image",
+        "input": {"channels": ("RGB" if channels == 3 else
+                               "grayscale replicated to 3" if identity["source"] != "pixels" else "grayscale"),
+                  "resize": ("none" if res == stored else
+                             f"{'upsampled' if res > stored else 'downsampled'} from {stored} to {res} px, "
+                             "bilinear, antialiased"),
+                  "upsampling_factor": res / stored,
                   "preprocess": preprocess_spec},
         "tokens": tokens,
         "layout": "(items, tokens, dim) float16, rows aligned to index.parquet 'row' within each split",

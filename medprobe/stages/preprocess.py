@@ -5,27 +5,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medprobe.datasets.registry import get_dataset
+from medprobe.datasets.registry import get_dataset, preprocess_settings, resolve_options
 from medprobe.provenance import StageRecord
 from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
 
-def preprocess_stage(dataset: str, registry_name: str, settings: dict, manifest: str, upstream: str,
-                     outputs: dict, rule: str | None = None, log_path: str | None = None) -> None:
-    from medprobe.preprocess import preprocess_2d
+def preprocess_stage(dataset: str, registry_name: str, global_settings: dict, options: dict, manifest: str,
+                     upstream: str, outputs: dict, rule: str | None = None, log_path: str | None = None) -> None:
+    from medprobe.download import dataset_root
+    from medprobe.preprocess import preprocess_dataset
 
     entry = get_dataset(registry_name)
+    source_options = resolve_options(registry_name, {k: v for k, v in options.items() if k != "base"})
+    settings = preprocess_settings(registry_name, global_settings, source_options)
     record = StageRecord("preprocess", __name__, {"dataset": dataset, "registry_name": registry_name,
-                                                    "settings": settings},
+                                                    "settings": settings, "options": source_options},
                          inputs={"manifest": manifest}, upstream={"download": upstream},
                          rule=rule, log=log_path)
     out_dir = Path(outputs["table"]).parent
-    spec = preprocess_2d(dataset, entry, Path(manifest).parent, out_dir, size=settings["size"],
-                         resize_policy=settings["resize_policy"],
-                         voi_fallback=settings["voi_fallback"],
-                         percentiles=tuple(settings["percentiles"]), on_error=settings["on_error"])
+    spec = preprocess_dataset(dataset, entry, dataset_root(Path(manifest).parent), manifest, out_dir,
+                              settings, source_options)
     counts = spec["counts"]
     skipped = sum(c["total"] - c["ok"] for c in counts.values())
     log.info("preprocessed %s: %s (%d skipped)", dataset, counts, skipped)

@@ -7,18 +7,19 @@ sys.path.insert(0, workflow.basedir)
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.codedeps import code_sha256
-from medprobe.datasets.registry import get_dataset
+from medprobe.datasets.registry import resolve_options
 from medprobe.registry import UnknownEntryError
 
 
 def check_registry_names():
-    """Unknown dataset or backbone names fail at DAG build, naming the config key."""
+    """Unknown dataset or backbone names, or options a dataset does not take, fail at DAG build."""
     try:
         for name, options in config["datasets"].items():
-            get_dataset(options.get("base", name))
+            base = options.get("base", name)
+            resolve_options(base, {k: v for k, v in options.items() if k != "base"})
         for name in config["backbones"]:
             get_backbone(name)
-    except UnknownEntryError as err:
+    except (UnknownEntryError, ValueError) as err:
         raise ValueError(f"config: {err}") from None
 
 

@@ -9,5 +9,6 @@ rule download:
     params:
         code=code_digest("medprobe.stages.download"),
         options=dataset_options,
+        downloads_dir=config["download"]["cache_dir"],
     script:
         "../scripts/download.py"

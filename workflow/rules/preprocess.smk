@@ -21,5 +21,6 @@ rule preprocess:
         code=code_digest("medprobe.stages.preprocess"),
         registry_name=dataset_registry_name,
         settings=config["preprocess"],
+        options=dataset_options,
     script:
         "../scripts/preprocess.py"

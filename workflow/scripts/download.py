@@ -7,6 +7,7 @@ with log_to(snakemake.log[0]):
     download_stage(
         snakemake.wildcards.dataset,
         dict(snakemake.params.options),
+        downloads_dir=snakemake.params.downloads_dir,
         manifest=snakemake.output.manifest,
         provenance=snakemake.output.provenance,
         rule=snakemake.rule,

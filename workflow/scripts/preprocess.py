@@ -8,6 +8,7 @@ with log_to(snakemake.log[0]):
         snakemake.wildcards.dataset,
         snakemake.params.registry_name,
         dict(snakemake.params.settings),
+        dict(snakemake.params.options),
         manifest=snakemake.input.manifest,
         upstream=snakemake.input.provenance,
         outputs=dict(snakemake.output.items()),

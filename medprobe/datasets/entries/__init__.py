@@ -1,0 +1,1 @@
+"""Dataset registry entries, one module per family; medprobe.datasets.registry merges them."""
