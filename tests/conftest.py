@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from http_server import file_server  # noqa: F401  (a real HTTP server on 127.0.0.1 for download tests)
+
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "medprobe")
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
