@@ -15,7 +15,7 @@ from medprobe.datasets.registry import get_dataset
 from medprobe.download import write_manifest
 from medprobe.evaluate.metrics import macro_auroc
 from medprobe.stages.probe import select_features
-from medprobe.preprocess import preprocess_2d
+from medprobe.preprocess import preprocess_dataset
 from medprobe.probes.registry import get_probe
 
 N_DRAWS = 20
@@ -28,8 +28,9 @@ def pooled_pixels(tmp_path_factory):
     raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("processed")
     generate(raw, n_patients=200, seed=11)
     write_manifest(raw)
-    preprocess_2d("demo_cxr", get_dataset("demo_cxr"), raw, out, size=32, resize_policy="pad",
-                  voi_fallback="percentile", percentiles=(0.5, 99.5), on_error="fail")
+    settings = {"size": 32, "resize_policy": "pad", "voi_fallback": "percentile", "percentiles": [0.5, 99.5],
+                "on_error": "fail"}
+    preprocess_dataset("demo_cxr", get_dataset("demo_cxr"), raw, raw / "manifest.tsv", out, settings, {})
     items = pd.read_parquet(out / "items.parquet")
     features = {}
     for split in ("train", "val", "test"):

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
@@ -128,3 +130,93 @@ def test_bad_arguments_raise():
         knn_scores(TRAIN_X, TRAIN_Y, TRAIN_X, 2, 0.0, task_type="multilabel")
     with pytest.raises(ValueError, match="shape"):
         knn_scores(TRAIN_X, TRAIN_Y[:, 0], TRAIN_X, 2, task_type="binary")
+
+
+# TRAIN_Y with missing labels (-1): label 0 unknown for point 4; label 1 unknown for points 0, 1 and 4.
+MISSING_Y = np.array([[1, -1], [0, -1], [0, 0], [1, 1], [-1, -1], [1, 0]])
+
+
+def test_hand_computed_vote_with_missing_neighbours():
+    # Query along +x, k=3: neighbours 0 (cosine 1), 4 (1/sqrt2), then 1 (cosine 0, tied with 3; lower index first).
+    # Label 0: point 4 does not know it, so the softmax runs over points 0 (label 1) and 1 (label 0).
+    # Label 1: none of the three knows it, so it scores its prevalence among known references: 1 of points 2, 3, 5.
+    scores = knn_scores(TRAIN_X, MISSING_Y, np.array([[5.0, 0.0]]), k=3, temperature=0.5, task_type="multilabel")
+    np.testing.assert_allclose(scores, [[np.exp(2) / (np.exp(2) + np.exp(0)), 1 / 3]], atol=1e-12)
+    # Query along (1, -1), k=1: points 0 and 3 tie; point 0 must win, so label 1 (known to 3, not to 0) is prevalence.
+    scores = knn_scores(TRAIN_X, MISSING_Y, np.array([[1.0, -1.0]]), k=1, task_type="multilabel")
+    np.testing.assert_allclose(scores, [[1.0, 1 / 3]], atol=1e-12)
+
+
+def test_missing_top_neighbour_with_tiny_temperature_does_not_underflow():
+    # Query along +x, k=2: neighbours 0 and 4. Point 0 does not know label 1; point 4 does (1). At T=1e-4 point 4's
+    # share of the full softmax underflows to 0, but renormalised over the neighbours that know label 1 it is all.
+    labels = MISSING_Y.copy()
+    labels[4] = [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = knn_scores(TRAIN_X, labels, np.array([[5.0, 0.0]]), k=2, temperature=1e-4, task_type="multilabel")
+    np.testing.assert_array_equal(scores, [[1.0, 1.0]])
+
+
+def _brute_force_missing(train_x, train_y, query_x, k, temperature):
+    """Reference: per query and label, softmax over the known ones among the stable top k, else the prevalence."""
+    train = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
+    query = query_x / np.linalg.norm(query_x, axis=1, keepdims=True)
+    similarity = query @ train.T
+    known = train_y != -1
+    prevalence = [train_y[known[:, j], j].mean() for j in range(train_y.shape[1])]
+    scores = np.empty((len(query_x), train_y.shape[1]))
+    for row, similarities in enumerate(similarity):
+        top = np.argsort(-similarities, kind="stable")[:k]
+        for j in range(train_y.shape[1]):
+            voters = top[known[top, j]]
+            weights = np.exp(similarities[voters] / temperature)
+            scores[row, j] = weights @ train_y[voters, j] / weights.sum() if len(voters) else prevalence[j]
+    return scores
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 50])
+def test_missing_labels_match_brute_force_with_ties_and_chunks(monkeypatch, chunk_elements):
+    monkeypatch.setattr(knn, "_CHUNK_ELEMENTS", chunk_elements)
+    rng = np.random.default_rng(5)
+    train_x = rng.choice([-1.0, 1.0], (50, 4))  # exact cosines, many ties (see the test above without missing labels)
+    query_x = rng.choice([-1.0, 1.0], (23, 4))
+    train_y = (rng.random((50, 3)) < 0.4).astype(int)
+    train_y[rng.random((50, 3)) < [0.2, 0.5, 0.9]] = -1  # label 2 is mostly missing: some votes have no known voter
+    for k in (1, 5, 17, 50):
+        np.testing.assert_allclose(
+            knn_scores(train_x, train_y, query_x, k, 0.5, task_type="multilabel"),
+            _brute_force_missing(train_x, train_y, query_x, k, 0.5),
+            atol=1e-12,
+        )
+
+
+def test_select_with_missing_labels():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((140, 6))
+    y = ((x[:, :2] + 0.8 * rng.standard_normal((140, 2))) > 0).astype(int)
+    y[rng.random((140, 2)) < 0.3] = -1
+    splits = (x[:80], y[:80], x[80:110], y[80:110], x[110:])
+    test_scores, info = select_and_predict_knn(*splits, ks=[1, 5, 20], temperature=0.07, task_type="multilabel", seed=0)
+    expected_val = [
+        macro_auroc(y[80:110], knn_scores(x[:80], y[:80], x[80:110], k, 0.07, task_type="multilabel"), "multilabel")
+        for k in (1, 5, 20)
+    ]
+    np.testing.assert_allclose(info["val_auroc"], expected_val, atol=1e-12)
+    assert info["k"] == [1, 5, 20][int(np.argmax(expected_val))]
+    assert test_scores.shape == (30, 2) and np.isfinite(test_scores).all()
+    np.testing.assert_array_equal(
+        test_scores, knn_scores(x[:110], y[:110], x[110:], info["k"], 0.07, task_type="multilabel")
+    )
+    again = select_and_predict_knn(*splits, ks=[1, 5, 20], temperature=0.07, task_type="multilabel", seed=0)
+    np.testing.assert_array_equal(again[0], test_scores)
+    assert again[1] == info
+
+
+def test_missing_label_errors():
+    with pytest.raises(ValueError, match="multiclass targets cannot be missing"):
+        knn_scores(TRAIN_X, np.array([2, 0, 1, -1, 0, 2]), TRAIN_X, 2, task_type="multiclass")
+    with pytest.raises(ValueError, match="label column 1 is missing"):
+        knn_scores(TRAIN_X, np.c_[TRAIN_Y[:, 0], np.full(6, -1)], TRAIN_X, 2, task_type="multilabel")
+    with pytest.raises(ValueError, match="must be 0/1, or -1"):
+        knn_scores(TRAIN_X, TRAIN_Y * 2, TRAIN_X, 2, task_type="multilabel")

@@ -132,3 +132,44 @@ def test_convergence_warnings_are_counted_not_shown():
         _, info = select_and_predict_logreg(x[:80], y[:80], x[80:115], y[80:115], x[115:], GRID, "multilabel", 1, 0)
     assert info["n_convergence_warnings"] > 0
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_missing_labels_fit_on_known_rows_only_and_score_every_test_row():
+    x, y = _data(7)
+    rng = np.random.default_rng(7)
+    y[:115, :2][rng.random((115, 2)) < [0.3, 0.5]] = -1  # train and val rows; label 2 stays complete
+    train, val, test = slice(0, 80), slice(80, 115), slice(115, 150)
+    scores, info = select_and_predict_logreg(x[train], y[train], x[val], y[val], x[test], GRID, "multilabel", 200, 0)
+    assert scores.shape == (35, 3) and np.isfinite(scores).all()
+    for label in range(3):
+        known_train, known_val = y[train, label] != -1, y[val, label] != -1
+        chosen, val_auroc, test_probability = _sklearn_reference(
+            x[train][known_train], y[train, label][known_train], x[val][known_val], y[val, label][known_val],
+            x[test], GRID,
+        )
+        assert info["c"][label] == chosen
+        np.testing.assert_allclose(info["val_auroc"][label], val_auroc, atol=1e-12)
+        np.testing.assert_allclose(scores[:, label], test_probability, atol=1e-12)
+
+
+def test_missing_label_errors():
+    x, y = _data(8)
+
+    def fit(labels, task_type="multilabel"):
+        train, val = labels[:80], labels[80:115]
+        return select_and_predict_logreg(x[:80], train, x[80:115], val, x[115:], GRID, task_type, 200, 0)
+
+    classes = y[:, 0] + y[:, 1]
+    classes[3] = -1
+    with pytest.raises(ValueError, match="multiclass targets cannot be missing"):
+        fit(classes, "multiclass")
+    with pytest.raises(ValueError, match="must be 0/1, or -1"):
+        fit(np.where(np.arange(150)[:, None] == 5, 2, y))
+    only_negatives_known = y.copy()
+    only_negatives_known[:80, 1][y[:80, 1] == 1] = -1
+    with pytest.raises(ValueError, match="label column 1 has a single class in train"):
+        fit(only_negatives_known)
+    none_known_in_val = y.copy()
+    none_known_in_val[80:115, 1] = -1
+    with pytest.raises(ValueError, match="label column 1 has a single class in validation"):
+        fit(none_known_in_val)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
-from medprobe.evaluate.metrics import _weighted_auroc, bootstrap_ci, compute_metrics, macro_auroc
+from medprobe.evaluate.metrics import (
+    _weighted_auroc,
+    auroc_per_label,
+    bootstrap_ci,
+    class_indices,
+    compute_metrics,
+    macro_auroc,
+)
 
 
 def _sklearn_binary_metrics(y_true, y_score, threshold):
@@ -192,3 +199,78 @@ def test_duplicated_patients_widen_the_interval():
     width = lambda interval: interval[1] - interval[0]  # noqa: E731
     assert width(cluster) > 2 * width(item_level)
     assert width(cluster) == pytest.approx(width(one_per_patient), rel=0.25)
+
+
+@pytest.fixture
+def missing_data(multilabel_data):
+    """multilabel_data with about a quarter of the labels missing (-1), none of the four left with one class."""
+    y_true, y_score = multilabel_data
+    y_true = np.where(np.random.default_rng(9).random(y_true.shape) < 0.25, -1, y_true)
+    return y_true, y_score
+
+
+def test_missing_labels_are_scored_on_known_rows_only(missing_data):
+    y_true, y_score = missing_data
+    metrics = compute_metrics(y_true, y_score, "multilabel", ["a", "b", "c", "d"])
+    per_label, threshold = [], {}
+    for j, name in enumerate("abcd"):
+        known = y_true[:, j] != -1
+        per_label.append(roc_auc_score(y_true[known, j], y_score[known, j]))
+        assert metrics[f"auroc[{name}]"] == pytest.approx(per_label[-1], abs=1e-12)
+        for metric, value in _sklearn_binary_metrics(y_true[known, j : j + 1], y_score[known, j : j + 1], 0.5).items():
+            threshold.setdefault(metric, []).append(value)
+    assert metrics["auroc"] == pytest.approx(np.mean(per_label), abs=1e-12)
+    assert macro_auroc(y_true, y_score, "multilabel") == pytest.approx(metrics["auroc"], abs=1e-12)
+    np.testing.assert_allclose(auroc_per_label(y_true, y_score, "multilabel"), per_label, atol=1e-12)
+    for metric, values in threshold.items():
+        assert metrics[metric] == pytest.approx(np.mean(values), abs=1e-12), metric
+    assert metrics["n_labels_auroc"] == 4
+
+
+def test_all_missing_label_is_nan_and_left_out_of_every_average(missing_data):
+    y_true, y_score = missing_data
+    y_true = y_true.copy()
+    y_true[:, 1] = -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an undefined label is expected, not a numpy warning
+        metrics = compute_metrics(y_true, y_score, "multilabel", ["a", "b", "c", "d"])
+    rest = compute_metrics(y_true[:, [0, 2, 3]], y_score[:, [0, 2, 3]], "multilabel", ["a", "c", "d"])
+    assert np.isnan(metrics["auroc[b]"])
+    assert metrics["n_labels_auroc"] == 3
+    for name in ("auroc", "accuracy", "balanced_accuracy", "f1"):
+        assert metrics[name] == pytest.approx(rest[name], abs=1e-12), name
+
+
+def test_binary_with_every_label_missing_is_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = compute_metrics(np.full((4, 1), -1), np.full((4, 1), 0.5), "binary", ["p"])
+    assert all(np.isnan(metrics[name]) for name in ("auroc", "accuracy", "balanced_accuracy", "f1"))
+    assert metrics["n_labels_auroc"] == 0
+
+
+def test_bootstrap_with_missing_labels_equals_explicit_resampling_and_is_deterministic(missing_data):
+    y_true, y_score = missing_data
+    y_true = y_true.copy()
+    y_true[6:, 0] = -1  # label a is known for two patients only: many replicates have no known item for it
+    groups = np.array([f"patient{i // 3}" for i in range(len(y_true))])
+    names = ["a", "b", "c", "d"]
+    ours = bootstrap_ci(y_true, y_score, groups, "multilabel", names, n_boot=200, seed=7, ci=0.9)
+    expected = _explicit_cluster_bootstrap(y_true, y_score, groups, "multilabel", names, 200, 7, 0.9)
+    assert ours.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(ours[name][:2], expected[name][:2], atol=1e-12, err_msg=name)
+        assert ours[name][2] == expected[name][2], name
+    assert ours["auroc[a]"][2] < 200 and ours["auroc"][2] == 200
+    assert ours == bootstrap_ci(y_true, y_score, groups, "multilabel", names, n_boot=200, seed=7, ci=0.9)
+
+
+def test_missing_labels_and_bad_values_raise():
+    with pytest.raises(ValueError, match="multiclass targets cannot be missing"):
+        compute_metrics(np.array([0, 1, -1]), np.full((3, 2), 0.5), "multiclass", ["x", "y"])
+    with pytest.raises(ValueError, match="multiclass targets cannot be missing"):
+        class_indices(np.array([[1, 0], [-1, 0]]))
+    np.testing.assert_array_equal(class_indices(np.array([[0, 1], [1, 0]])), [1, 0])
+    for bad in (2, -2):
+        with pytest.raises(ValueError, match="must be 0/1, or -1"):
+            compute_metrics(np.array([[0], [1], [bad]]), np.full((3, 1), 0.5), "binary", ["p"])

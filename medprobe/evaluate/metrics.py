@@ -4,6 +4,10 @@ Every metric is computed from integer per-item weights (how many times an item i
 point estimate (all weights 1) and the bootstrap replicates share one vectorised code path and a
 replicate is never materialised as a resampled array. Definitions follow scikit-learn and the tests
 check them against roc_auc_score, accuracy_score, balanced_accuracy_score and f1_score.
+
+Binary/multilabel targets may mark a label MISSING (-1) for an item (e.g. CheXpert's "ignore"
+uncertainty policy): that label is then scored as if the item were absent, by zeroing the item's
+weight for it, while the item's other labels count as usual.
 """
 
 from collections.abc import Sequence
@@ -11,42 +15,61 @@ from collections.abc import Sequence
 import numpy as np
 
 TASK_TYPES = ("binary", "multilabel", "multiclass")
+MISSING = -1
 
 # Bootstrap replicates are processed in blocks of about this many (replicate, item) weights, so that
 # memory stays bounded on large test sets.
 _BLOCK_ELEMENTS = 1 << 21
 
 
-def label_indicator(y_true, n_columns: int, task_type: str) -> np.ndarray:
-    """(n, L) boolean targets: the labels themselves, or one-hot classes (one-vs-rest) for multiclass."""
+def label_indicator(y_true, n_columns: int, task_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, L) boolean targets and (n, L) known mask: the labels themselves, or one-hot classes for multiclass.
+
+    A missing (-1) binary/multilabel label reads as a False target with known False. Multiclass has no
+    missing value: an item without its class cannot be placed in the one-vs-rest problems.
+    """
     if task_type not in TASK_TYPES:
         raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
     y_true = np.asarray(y_true)
     if task_type == "multiclass":
         if y_true.ndim != 1:
             raise ValueError(f"multiclass targets must have shape (n,), got {y_true.shape}")
+        if (y_true == MISSING).any():
+            raise ValueError(f"multiclass targets cannot be missing ({MISSING}): every item needs its class")
         if y_true.size and (y_true.min() < 0 or y_true.max() >= n_columns):
             raise ValueError(f"multiclass targets must lie in 0..{n_columns - 1}")
-        return y_true[:, None] == np.arange(n_columns)
+        return y_true[:, None] == np.arange(n_columns), np.ones((len(y_true), n_columns), dtype=bool)
     if y_true.ndim != 2 or (task_type == "binary" and y_true.shape[1] != 1):
         raise ValueError(
             f"{task_type} targets must have shape (n, {'1' if task_type == 'binary' else 'L'}), got {y_true.shape}"
         )
-    if not np.isin(y_true, (0, 1)).all():
-        raise ValueError(f"{task_type} targets must be 0/1")
-    return y_true.astype(bool)
+    if not np.isin(y_true, (MISSING, 0, 1)).all():
+        raise ValueError(f"{task_type} targets must be 0/1, or {MISSING} for a missing label")
+    return y_true == 1, y_true != MISSING
 
 
-def _validated(y_true, y_score, task_type: str) -> tuple[np.ndarray, np.ndarray]:
+def class_indices(one_hot) -> np.ndarray:
+    """Class index of each row of an (n, C) one-hot 0/1 matrix, refusing missing (-1) entries.
+
+    argmax alone would silently turn a row with a -1 into some class.
+    """
+    one_hot = np.asarray(one_hot)
+    if (one_hot == MISSING).any():
+        raise ValueError(f"multiclass targets cannot be missing ({MISSING}): every item needs its class")
+    return one_hot.argmax(axis=1)
+
+
+def _validated(y_true, y_score, task_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Targets, known mask and float scores, all (n, L)."""
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_score.ndim != 2:
         raise ValueError(f"y_score must have shape (n, L) or (n, C), got {y_score.shape}")
     if not np.isfinite(y_score).all():
         raise ValueError("y_score contains NaN or infinite values")
-    targets = label_indicator(y_true, y_score.shape[1], task_type)
+    targets, known = label_indicator(y_true, y_score.shape[1], task_type)
     if targets.shape != y_score.shape:
         raise ValueError(f"y_true {np.shape(y_true)} does not match y_score {y_score.shape}")
-    return targets, y_score
+    return targets, known, y_score
 
 
 def _weighted_auroc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -73,9 +96,14 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
 
 
-def _threshold_metrics(targets, y_score, task_type, threshold, weights) -> dict[str, np.ndarray]:
+def _mean_defined(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over the defined (non-NaN) entries along axis; NaN where there are none, without numpy's warning."""
+    defined = ~np.isnan(values)
+    return _safe_ratio(np.where(defined, values, 0.0).sum(axis=axis), defined.sum(axis=axis))
+
+
+def _threshold_metrics(targets, known, y_score, task_type, threshold, weights) -> dict[str, np.ndarray]:
     """accuracy, balanced_accuracy and macro f1 for each row of weights, as scikit-learn defines them."""
-    total = weights.sum(axis=1)
     if task_type == "multiclass":
         predicted = y_score.argmax(axis=1)[:, None] == np.arange(y_score.shape[1])
         true_positive = weights @ (targets & predicted)
@@ -85,39 +113,40 @@ def _threshold_metrics(targets, y_score, task_type, threshold, weights) -> dict[
         recall = _safe_ratio(true_positive, true_count)
         f1 = _safe_ratio(2 * true_positive, true_count + predicted_count)
         return {
-            "accuracy": true_positive.sum(axis=1) / total,
+            "accuracy": true_positive.sum(axis=1) / weights.sum(axis=1),
             "balanced_accuracy": np.nanmean(recall, axis=1),
             "f1": np.nanmean(f1, axis=1),
         }
     predicted = y_score >= threshold
+    negative = known & ~targets  # a missing label is neither positive nor negative
     true_positive = weights @ (targets & predicted)
-    false_positive = weights @ (~targets & predicted)
+    false_positive = weights @ (negative & predicted)
     false_negative = weights @ (targets & ~predicted)
-    true_negative = weights @ (~targets & ~predicted)
+    true_negative = weights @ (negative & ~predicted)
+    n_known = true_positive + false_positive + false_negative + true_negative
     sensitivity = _safe_ratio(true_positive, true_positive + false_negative)
     specificity = _safe_ratio(true_negative, true_negative + false_positive)
     # Per label as sklearn's binary metrics (a one-class label: recall of the class present; F1 with
-    # zero_division=0), then averaged over labels.
-    balanced = np.nanmean(np.stack([sensitivity, specificity]), axis=0)
+    # zero_division=0), then averaged over the labels with a known item (the others are undefined).
+    balanced = _mean_defined(np.stack([sensitivity, specificity]), axis=0)
     f1_denominator = 2 * true_positive + false_positive + false_negative
     f1 = np.divide(2 * true_positive, f1_denominator, out=np.zeros_like(true_positive), where=f1_denominator > 0)
     return {
-        "accuracy": ((true_positive + true_negative) / total[:, None]).mean(axis=1),
-        "balanced_accuracy": balanced.mean(axis=1),
-        "f1": f1.mean(axis=1),
+        "accuracy": _mean_defined(_safe_ratio(true_positive + true_negative, n_known), axis=1),
+        "balanced_accuracy": _mean_defined(balanced, axis=1),
+        "f1": _mean_defined(np.where(n_known > 0, f1, np.nan), axis=1),
     }
 
 
-def _metric_arrays(targets, y_score, task_type, label_names, threshold, weights) -> dict[str, np.ndarray]:
+def _metric_arrays(targets, known, y_score, task_type, label_names, threshold, weights) -> dict[str, np.ndarray]:
     per_label = np.stack(
-        [_weighted_auroc(targets[:, j], y_score[:, j], weights) for j in range(targets.shape[1])], axis=1
+        [_weighted_auroc(targets[:, j], y_score[:, j], weights * known[:, j]) for j in range(targets.shape[1])],
+        axis=1,
     )
-    n_defined = np.isfinite(per_label).sum(axis=1)
-    macro = np.divide(np.nansum(per_label, axis=1), n_defined, out=np.full(len(weights), np.nan), where=n_defined > 0)
-    arrays = {"auroc": macro}
+    arrays = {"auroc": _mean_defined(per_label, axis=1)}
     if len(label_names) >= 2:
         arrays.update({f"auroc[{name}]": per_label[:, j] for j, name in enumerate(label_names)})
-    arrays.update(_threshold_metrics(targets, y_score, task_type, threshold, weights))
+    arrays.update(_threshold_metrics(targets, known, y_score, task_type, threshold, weights))
     return arrays
 
 
@@ -129,10 +158,15 @@ def _check_label_names(label_names: Sequence[str], n_columns: int) -> list[str]:
 
 
 def auroc_per_label(y_true, y_score, task_type: str) -> np.ndarray:
-    """AUROC per label (per class, one-vs-rest, for multiclass); NaN for a label with one class."""
-    targets, y_score = _validated(y_true, y_score, task_type)
+    """AUROC per label (per class, one-vs-rest, for multiclass) over the items where it is known.
+
+    NaN for a label whose known items have one class (or that no item knows).
+    """
+    targets, known, y_score = _validated(y_true, y_score, task_type)
     weights = np.ones((1, len(y_score)))
-    return np.array([_weighted_auroc(targets[:, j], y_score[:, j], weights)[0] for j in range(targets.shape[1])])
+    return np.array(
+        [_weighted_auroc(targets[:, j], y_score[:, j], weights * known[:, j])[0] for j in range(targets.shape[1])]
+    )
 
 
 def macro_auroc(y_true, y_score, task_type: str) -> float:
@@ -148,14 +182,16 @@ def compute_metrics(
 
     Binary/multilabel: a label is positive when score >= threshold and accuracy, balanced_accuracy and
     f1 are per-label binary metrics averaged over labels; multiclass uses the argmax class and macro
-    averages. A label whose y_true has one class has AUROC NaN and is left out of the macro AUROC;
-    ``n_labels_auroc`` records how many labels the macro AUROC averages (a count, not bootstrapped).
+    averages. Each label is scored only on the items where it is known (not -1); a label whose known
+    items have one class (or that no item knows) has AUROC NaN and is left out of the macro AUROC, and
+    a label no item knows is left out of the threshold metrics' averages too. ``n_labels_auroc``
+    records how many labels the macro AUROC averages (a count, not bootstrapped).
     """
-    targets, y_score = _validated(y_true, y_score, task_type)
+    targets, known, y_score = _validated(y_true, y_score, task_type)
     if len(y_score) == 0:
         raise ValueError("no items to evaluate")
     label_names = _check_label_names(label_names, y_score.shape[1])
-    arrays = _metric_arrays(targets, y_score, task_type, label_names, threshold, np.ones((1, len(y_score))))
+    arrays = _metric_arrays(targets, known, y_score, task_type, label_names, threshold, np.ones((1, len(y_score))))
     metrics = {name: float(values[0]) for name, values in arrays.items()}
     per_label_names = [f"auroc[{name}]" for name in label_names] if len(label_names) >= 2 else ["auroc"]
     metrics["n_labels_auroc"] = int(sum(np.isfinite(metrics[name]) for name in per_label_names))
@@ -178,14 +214,15 @@ def bootstrap_ci(
     Patients (unique groups) are drawn with replacement and bring all their items, because items of
     one patient are correlated and item-level resampling would understate the uncertainty. Returns
     metric -> (low, high, n_valid_replicates); replicates where a metric is undefined (an AUROC
-    whose label has one class in the replicate) are skipped for that metric.
+    whose label has one class in the replicate) are skipped for that metric. Missing (-1) labels are
+    masked per label through the same weights, so a drawn item still counts for its known labels.
     Deterministic for a given seed: numpy Generator(PCG64(seed)), patients in sorted id order.
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci must lie in (0, 1), got {ci}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    targets, y_score = _validated(y_true, y_score, task_type)
+    targets, known, y_score = _validated(y_true, y_score, task_type)
     label_names = _check_label_names(label_names, y_score.shape[1])
     groups = np.asarray(groups)
     if groups.shape != (len(y_score),):
@@ -204,7 +241,7 @@ def bootstrap_ci(
         flat = (np.arange(size)[:, None] * n_groups + draws).ravel()
         group_counts = np.bincount(flat, minlength=size * n_groups).reshape(size, n_groups)
         weights = group_counts[:, item_group].astype(np.float64)
-        blocks.append(_metric_arrays(targets, y_score, task_type, label_names, threshold, weights))
+        blocks.append(_metric_arrays(targets, known, y_score, task_type, label_names, threshold, weights))
 
     tail = 50 * (1 - ci)
     intervals = {}

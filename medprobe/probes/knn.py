@@ -59,10 +59,21 @@ def _top_k_neighbours(reference: np.ndarray, query: np.ndarray, k: int) -> tuple
 
 
 def _vote(
-    similarities: np.ndarray, indices: np.ndarray, reference_targets: np.ndarray, temperature: float
+    similarities: np.ndarray,
+    indices: np.ndarray,
+    reference_targets: np.ndarray,
+    temperature: float,
+    reference_known: np.ndarray | None = None,
 ) -> np.ndarray:
-    """softmax(sim / T) over the neighbours, then the weighted mean of their (n_ref, L) target rows."""
+    """softmax(sim / T) over the neighbours, then the weighted mean of their (n_ref, L) target rows.
+
+    With missing labels (reference_known, (n_ref, L) bool), each label's softmax runs over only the
+    neighbours that know it, and a label that none of them knows scores its prevalence among the
+    reference items that know it.
+    """
     logits = (similarities - similarities[:, :1]) / temperature  # column 0 is the row maximum
+    if reference_known is not None:
+        return _masked_vote(logits, indices, reference_targets, reference_known)
     weights = np.exp(logits)
     weights /= weights.sum(axis=1, keepdims=True)
     scores = np.zeros((len(indices), reference_targets.shape[1]))
@@ -71,13 +82,46 @@ def _vote(
     return scores
 
 
-def _reference_targets(train_y, task_type: str, n_classes: int | None) -> np.ndarray:
+def _masked_vote(logits, indices, reference_targets, reference_known) -> np.ndarray:
+    """Per-label vote over the neighbours that know the label.
+
+    Logits of neighbours that do not know a label become -inf, and each label's logits are shifted by
+    its best known neighbour's, so that neighbour weighs exp(0) = 1 and the renormalisation cannot
+    divide by weights that all underflowed. Looping over neighbours keeps memory at (n, L), not (n, k, L).
+    """
+
+    def masked_logits(neighbour: int) -> np.ndarray:
+        return np.where(reference_known[indices[:, neighbour]], logits[:, neighbour : neighbour + 1], -np.inf)
+
+    shift = np.full((len(indices), reference_targets.shape[1]), -np.inf)
+    for neighbour in range(indices.shape[1]):
+        shift = np.maximum(shift, masked_logits(neighbour))
+    none_known = np.isneginf(shift)
+    shift[none_known] = 0.0
+    scores, total = np.zeros_like(shift), np.zeros_like(shift)
+    for neighbour in range(indices.shape[1]):
+        weights = np.exp(masked_logits(neighbour) - shift)
+        total += weights
+        scores += weights * reference_targets[indices[:, neighbour]]
+    prevalence = reference_targets.sum(axis=0) / reference_known.sum(axis=0)
+    return np.where(none_known, prevalence, scores / np.where(none_known, 1.0, total))
+
+
+def _reference_targets(train_y, task_type: str, n_classes: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float (n_ref, L) targets and their known mask, None when nothing is missing (the plain, unmasked vote)."""
     if task_type == "multiclass":
         train_y = np.asarray(train_y)
         n_classes = int(train_y.max()) + 1 if n_classes is None else n_classes
     else:
         n_classes = np.shape(train_y)[-1]
-    return label_indicator(train_y, n_classes, task_type).astype(np.float64)
+    targets, known = label_indicator(train_y, n_classes, task_type)
+    targets = targets.astype(np.float64)
+    if known.all():
+        return targets, None
+    unknown_labels = np.flatnonzero(~known.any(axis=0))
+    if len(unknown_labels):
+        raise ValueError(f"label column {unknown_labels[0]} is missing (-1) for every reference item")
+    return targets, known
 
 
 def _check_k(k: int, n_reference: int) -> None:
@@ -91,17 +135,17 @@ def knn_scores(
     """Scores of query items: (n, L) positive-label probabilities, or (n, C) class probabilities.
 
     n_classes (multiclass only) defaults to max(train_y) + 1; pass it when a class may be absent from
-    the reference set.
+    the reference set. Missing (-1) binary/multilabel labels are handled as in _vote.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    reference_targets = _reference_targets(train_y, task_type, n_classes)
+    reference_targets, reference_known = _reference_targets(train_y, task_type, n_classes)
     reference = _l2_normalised(train_x)
     if len(reference) != len(reference_targets):
         raise ValueError(f"{len(reference)} reference features but {len(reference_targets)} targets")
     _check_k(k, len(reference))
     similarities, indices = _top_k_neighbours(reference, _l2_normalised(query_x), k)
-    return _vote(similarities, indices, reference_targets, temperature)
+    return _vote(similarities, indices, reference_targets, temperature, reference_known)
 
 
 def select_and_predict_knn(
@@ -127,14 +171,14 @@ def select_and_predict_knn(
         raise ValueError("ks is empty")
     if task_type == "multiclass" and n_classes is None:
         n_classes = int(max(np.max(train_y), np.max(val_y))) + 1
-    reference_targets = _reference_targets(train_y, task_type, n_classes)
+    reference_targets, reference_known = _reference_targets(train_y, task_type, n_classes)
     reference = _l2_normalised(train_x)
     _check_k(ks[-1], len(reference))
     similarities, indices = _top_k_neighbours(reference, _l2_normalised(val_x), ks[-1])
-    val_auroc = [
-        macro_auroc(val_y, _vote(similarities[:, :k], indices[:, :k], reference_targets, temperature), task_type)
-        for k in ks
-    ]
+    val_scores = (
+        _vote(similarities[:, :k], indices[:, :k], reference_targets, temperature, reference_known) for k in ks
+    )
+    val_auroc = [macro_auroc(val_y, scores, task_type) for scores in val_scores]
     if not np.isfinite(val_auroc).any():
         raise ValueError("validation AUROC is undefined for every label (each has a single class); cannot choose k")
     chosen_k = ks[int(np.nanargmax(val_auroc))]

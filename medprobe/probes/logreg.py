@@ -3,7 +3,9 @@
 Follows the DINOv2 linear-probe protocol with scikit-learn's L-BFGS solver. The sweep visits C in
 ascending order with warm_start, so each fit starts from the previous, more regularised solution;
 on the demo scale (320 train, 4 labels, 45 C values) a whole call takes well under a second on one
-core. The test set is only ever predicted, never used for a choice.
+core. The test set is only ever predicted, never used for a choice. A missing (-1) binary/multilabel
+label removes the item from that label's problem only, scaler included, while every test item is
+still scored.
 """
 
 import warnings
@@ -13,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from medprobe.evaluate.metrics import label_indicator, macro_auroc
+from medprobe.evaluate.metrics import MISSING, label_indicator, macro_auroc
 
 
 def c_grid(min_c: float, max_c: float, num: int) -> np.ndarray:
@@ -23,8 +25,10 @@ def c_grid(min_c: float, max_c: float, num: int) -> np.ndarray:
     return np.logspace(np.log10(min_c), np.log10(max_c), num)
 
 
-def _sweep(train_z, train_target, val_z, val_target, cs, task_type, max_iter, seed, n_classes) -> list[float]:
+def _sweep(train_x, train_target, val_x, val_target, cs, task_type, max_iter, seed, n_classes) -> list[float]:
     """Validation macro AUROC for each C, warm-starting each fit from the previous C's solution."""
+    scaler = StandardScaler().fit(train_x)
+    train_z, val_z = scaler.transform(train_x), scaler.transform(val_x)
     model = LogisticRegression(solver="lbfgs", max_iter=max_iter, warm_start=True, random_state=seed)
     val_auroc = []
     for c in cs:
@@ -50,6 +54,12 @@ def _fit_predict(train_x, train_target, test_x, c, task_type, max_iter, seed, n_
     return _probabilities(model, scaler.transform(test_x), task_type, n_classes)
 
 
+def _known_rows(column: np.ndarray) -> np.ndarray | slice:
+    """Rows whose label is known; a full slice when all are, so that the features are not copied."""
+    known = column != MISSING
+    return slice(None) if known.all() else known
+
+
 def _choose(cs: np.ndarray, val_auroc: list[float], what: str) -> float:
     """C with the best validation AUROC; ties go to the smaller C (stronger regularisation)."""
     if not np.isfinite(val_auroc).any():
@@ -72,11 +82,12 @@ def select_and_predict_logreg(
 ) -> tuple[np.ndarray, dict]:
     """Test scores ((n, L) positive probabilities or (n, C) class probabilities) and selection info.
 
-    Binary/multilabel: one independent problem per label, each with its own C chosen by that label's
-    validation AUROC. Multiclass: one multinomial model, C chosen by one-vs-rest macro AUROC;
-    n_classes defaults to max(train, val) + 1. info holds the chosen C per label ("c"), validation
-    AUROC per label per C ("val_auroc", lists in grid order), the ascending grid ("c_grid") and the
-    number of ConvergenceWarnings ("n_convergence_warnings"), which are counted, not shown.
+    Binary/multilabel: one independent problem per label, each on the train/val items where that label
+    is known, with its own C chosen by that label's validation AUROC. Multiclass: one multinomial model,
+    C chosen by one-vs-rest macro AUROC; n_classes defaults to max(train, val) + 1. info holds the
+    chosen C per label ("c"), validation AUROC per label per C ("val_auroc", lists in grid order), the
+    ascending grid ("c_grid") and the number of ConvergenceWarnings ("n_convergence_warnings"), which
+    are counted, not shown.
     """
     cs = np.sort(np.asarray(c_grid, dtype=np.float64))
     if cs.ndim != 1 or len(cs) == 0 or not (cs > 0).all():
@@ -89,28 +100,28 @@ def select_and_predict_logreg(
     label_indicator(train_y, n_columns, task_type)
     label_indicator(val_y, n_columns, task_type)
 
-    scaler = StandardScaler().fit(train_x)
-    train_z, val_z = scaler.transform(train_x), scaler.transform(val_x)
     all_x, all_y = np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if task_type == "multiclass":
             if len(np.unique(train_y)) < 2:
                 raise ValueError("train has a single class; logistic regression needs at least two")
-            val_auroc = [_sweep(train_z, train_y, val_z, val_y, cs, task_type, max_iter, seed, n_classes)]
+            val_auroc = [_sweep(train_x, train_y, val_x, val_y, cs, task_type, max_iter, seed, n_classes)]
             chosen = [_choose(cs, val_auroc[0], "every class")]
             test_scores = _fit_predict(all_x, all_y, test_x, chosen[0], task_type, max_iter, seed, n_classes)
         else:
             val_auroc, chosen, columns = [], [], []
             for label in range(train_y.shape[1]):
-                if len(np.unique(train_y[:, label])) < 2:
+                # Validation keeps every row: the AUROC itself leaves out the rows where the label is missing.
+                train_rows, all_rows = _known_rows(train_y[:, label]), _known_rows(all_y[:, label])
+                if len(np.unique(train_y[train_rows, label])) < 2:
                     raise ValueError(
                         f"label column {label} has a single class in train; logistic regression needs both"
                     )
                 label_auroc = _sweep(
-                    train_z,
-                    train_y[:, label],
-                    val_z,
+                    train_x[train_rows],
+                    train_y[train_rows, label],
+                    val_x,
                     val_y[:, label : label + 1],
                     cs,
                     task_type,
@@ -120,9 +131,10 @@ def select_and_predict_logreg(
                 )
                 val_auroc.append(label_auroc)
                 chosen.append(_choose(cs, label_auroc, f"label column {label}"))
-                columns.append(
-                    _fit_predict(all_x, all_y[:, label], test_x, chosen[-1], task_type, max_iter, seed, n_classes)
+                label_scores = _fit_predict(
+                    all_x[all_rows], all_y[all_rows, label], test_x, chosen[-1], task_type, max_iter, seed, n_classes
                 )
+                columns.append(label_scores)
             test_scores = np.concatenate(columns, axis=1)
     for warning in caught:
         if not issubclass(warning.category, ConvergenceWarning):

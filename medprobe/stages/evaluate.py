@@ -19,7 +19,7 @@ log = logging.getLogger("medprobe")
 def evaluate_stage(wildcards: dict, settings: dict, predictions: str, upstream: str, items: str,
                    dataset_spec: str, metrics: str, provenance: str, rule: str | None = None,
                    log_path: str | None = None) -> None:
-    from medprobe.evaluate.metrics import bootstrap_ci, compute_metrics
+    from medprobe.evaluate.metrics import bootstrap_ci, class_indices, compute_metrics
 
     seed = int(wildcards["seed"])
     record = StageRecord("evaluate", __name__, {"settings": settings, "seed": seed},
@@ -37,9 +37,9 @@ def evaluate_stage(wildcards: dict, settings: dict, predictions: str, upstream: 
         wide_true = part.pivot(index="item_id", columns="label", values="y_true")[task["labels"]]
         wide_score = part.pivot(index="item_id", columns="label", values="y_score")[task["labels"]]
         groups = part.drop_duplicates("item_id").set_index("item_id").loc[wide_true.index, "patient_id"]
-        y_true = wide_true.to_numpy()
+        y_true = wide_true.to_numpy()  # binary/multilabel keep -1 (missing): the metrics mask it per label
         if task["type"] == "multiclass":
-            y_true = y_true.argmax(axis=1)
+            y_true = class_indices(y_true)
         y_score = wide_score.to_numpy()
         point = compute_metrics(y_true, y_score, task["type"], task["labels"],
                                 threshold=settings["threshold"])

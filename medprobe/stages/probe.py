@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.atomic import atomic_path
+from medprobe.evaluate.metrics import class_indices, label_indicator
 from medprobe.provenance import StageRecord
 from medprobe.splits import SPLITS
 
@@ -17,9 +18,15 @@ log = logging.getLogger("medprobe")
 
 
 def task_targets(index: pd.DataFrame, task: dict) -> np.ndarray:
-    """0/1 matrix (n, L) for binary/multilabel tasks; class indices (n,) for multiclass."""
+    """0/1 matrix (n, L), -1 where a label is missing, for binary/multilabel tasks; class indices (n,) for multiclass.
+
+    Checked here for every split, since the probes never see the test targets.
+    """
     matrix = index[[f"label_{label}" for label in task["labels"]]].to_numpy(dtype=np.int64)
-    return matrix.argmax(axis=1) if task["type"] == "multiclass" else matrix
+    if task["type"] == "multiclass":
+        return class_indices(matrix)
+    label_indicator(matrix, matrix.shape[1], task["type"])
+    return matrix
 
 
 def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndarray:
@@ -52,8 +59,8 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     run = get_probe(probe)["run"]
     rows, info = [], {}
     for task_name, task in spec["tasks"].items():
-        y = {s: task_targets(parts[s], task) for s in SPLITS}
         try:
+            y = {s: task_targets(parts[s], task) for s in SPLITS}
             # Small fits are slower with many BLAS threads than with the job's share of cores.
             with threadpool_limits(limits=max(1, threads)):
                 scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
