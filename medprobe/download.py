@@ -146,4 +146,5 @@ def fetch_dataset(name: str, raw_dir: str | Path, options: dict, downloads_dir: 
     """Fetch into raw_dir and write its manifest; returns what was fetched, for provenance."""
     entry = get_dataset(name)
     options = resolve_options(name, options)
-    return FETCHERS[entry["source"]["kind"]](entry, Path(raw_dir), options, Path(downloads_dir))
+    # One cache folder per registry entry: generic file names (test_list.txt) never collide.
+    return FETCHERS[entry["source"]["kind"]](entry, Path(raw_dir), options, Path(downloads_dir) / name)

@@ -57,22 +57,29 @@ def random_patient_split(patients: pd.Series, fractions: dict[str, float], seed:
                          strata: pd.Series | None = None) -> pd.Series:
     """Seeded patient -> split, stratified by `strata` (one value per patient) when given.
 
-    Patients are sorted before shuffling, so the result never depends on file-listing order.
+    Patients are sorted, shuffled within their stratum, lined up stratum after stratum, and dealt
+    one by one to the split furthest below its share so far. Every split then holds its share of
+    the whole to within one patient, and of every stratum to within about two, however small the
+    strata (rounding per stratum would leave a small split empty when strata are many and small).
+    Sorting first means the result never depends on file-listing order.
     """
     names = [s for s in fractions if fractions[s] > 0]
     weights = np.array([fractions[s] for s in names], dtype=float)
     if abs(weights.sum() - 1.0) > 1e-6:
         raise SplitError(f"split fractions must sum to 1, got {fractions}")
-    unique = pd.Series(sorted(set(patients)), dtype=object)
+    unique = sorted(set(patients))
     groups = strata.reindex(unique).fillna("").astype(str) if strata is not None else pd.Series("", index=unique)
     rng = np.random.default_rng(seed)
-    assigned: dict = {}
+    order: list = []
     for stratum in sorted(set(groups)):
         members = np.array(sorted(groups.index[groups == stratum]), dtype=object)
-        members = members[rng.permutation(len(members))]
-        bounds = np.rint(np.cumsum(weights) * len(members)).astype(int)
-        for name, start, stop in zip(names, np.r_[0, bounds[:-1]], bounds):
-            assigned.update(dict.fromkeys(members[start:stop], name))
+        order.extend(members[rng.permutation(len(members))])
+    counts = np.zeros(len(names))
+    assigned = {}
+    for dealt, patient in enumerate(order, start=1):
+        choice = int(np.argmax(weights * dealt - counts))
+        counts[choice] += 1
+        assigned[patient] = names[choice]
     return patients.map(assigned)
 
 
