@@ -40,11 +40,12 @@ def imported_modules(path: Path) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def import_closure(module: str) -> tuple[Path, ...]:
-    """Source files of `module`, of every medprobe module it imports transitively, and of the
-    packages' __init__ files that importing them executes; sorted."""
+def import_closure(*modules: str) -> tuple[Path, ...]:
+    """Source files of `modules`, of every medprobe module they import transitively, and of the
+    packages' __init__ files that importing them executes; sorted. Modules a stage loads by name
+    at run time (a dataset's adapter) are passed in beside the stage module."""
     seen: set[Path] = set()
-    todo = [module]
+    todo = list(modules)
     while todo:
         name = todo.pop()
         parts = name.split(".")
@@ -58,8 +59,8 @@ def import_closure(module: str) -> tuple[Path, ...]:
 
 
 @lru_cache(maxsize=None)
-def code_sha256(module: str) -> str:
+def code_sha256(*modules: str) -> str:
     """One hash over the closure's files (relative paths and contents)."""
     from medprobe.hashing import sha256_file, sha256_json
 
-    return sha256_json({str(p.relative_to(PACKAGE_ROOT)): sha256_file(p) for p in import_closure(module)})
+    return sha256_json({str(p.relative_to(PACKAGE_ROOT)): sha256_file(p) for p in import_closure(*modules)})

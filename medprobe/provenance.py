@@ -60,9 +60,9 @@ def package_versions() -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
-def code_files(module: str) -> dict[str, str]:
-    """sha256 of every medprobe source file the stage module runs (see medprobe.codedeps)."""
-    return {str(p.relative_to(PACKAGE_ROOT.parent)): sha256_file(p) for p in import_closure(module)}
+def code_files(*modules: str) -> dict[str, str]:
+    """sha256 of every medprobe source file the stage's modules run (see medprobe.codedeps)."""
+    return {str(p.relative_to(PACKAGE_ROOT.parent)): sha256_file(p) for p in import_closure(*modules)}
 
 
 @lru_cache(maxsize=1)
@@ -121,9 +121,10 @@ class StageRecord:
 
     def __init__(self, stage: str, module: str, params: dict, inputs: dict[str, str | Path] | None = None,
                  upstream: dict[str, str | Path] | None = None, rule: str | None = None,
-                 log: str | None = None):
+                 log: str | None = None, runtime_modules: tuple[str, ...] = ()):
         self.stage = stage
         self.module = module
+        self.modules = (module, *runtime_modules)  # runtime: loaded by name, e.g. a dataset's adapter
         self.params = redact(params)
         self.inputs = {name: file_entry(p) for name, p in (inputs or {}).items()}
         self.upstream = {name: load_record(p) for name, p in (upstream or {}).items()}
@@ -140,7 +141,8 @@ class StageRecord:
             "inputs": {k: v["sha256"] for k, v in self.inputs.items()},
             "upstream": {k: rec["id"] for k, rec in self.upstream.items()},
             "code": {"package_version": __version__, "module": self.module,
-                     "sources_sha256": code_sha256(self.module)},
+                     **({"runtime_modules": list(self.modules[1:])} if self.modules[1:] else {}),
+                     "sources_sha256": code_sha256(*self.modules)},
             "packages": package_versions(),
         }
 
@@ -156,7 +158,7 @@ class StageRecord:
             "upstream_records": self.upstream_paths,
             "outputs": {name: file_entry(p) for name, p in outputs.items()},
             "extra": extra or {},
-            "code_files": code_files(self.module),
+            "code_files": code_files(*self.modules),
             "run": {
                 "rule": self.rule,
                 "log": self.log,

@@ -42,4 +42,6 @@ def test_stage_code_closures_follow_imports_including_lazy_ones():
     extract = relative(import_closure("medprobe.stages.extract"))
     assert {"backbones/load.py", "features/extract.py"} <= extract
     assert not any(p.startswith("probes/") for p in extract)
-    assert "io/dicom.py" in relative(import_closure("medprobe.stages.preprocess"))
+    preprocess = relative(import_closure("medprobe.stages.preprocess", "medprobe.datasets.adapters.nih"))
+    assert {"io/dicom.py", "datasets/adapters/nih.py", "preprocess.py"} <= preprocess
+    assert "datasets/adapters/medmnist.py" not in preprocess  # only the dataset's own adapter

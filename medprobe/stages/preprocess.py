@@ -23,7 +23,7 @@ def preprocess_stage(dataset: str, registry_name: str, global_settings: dict, op
     record = StageRecord("preprocess", __name__, {"dataset": dataset, "registry_name": registry_name,
                                                     "settings": settings, "options": source_options},
                          inputs={"manifest": manifest}, upstream={"download": upstream},
-                         rule=rule, log=log_path)
+                         rule=rule, log=log_path, runtime_modules=(entry["adapter"],))
     out_dir = Path(outputs["table"]).parent
     spec = preprocess_dataset(dataset, entry, dataset_root(Path(manifest).parent), manifest, out_dir,
                               settings, source_options)

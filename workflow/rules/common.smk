@@ -7,7 +7,7 @@ sys.path.insert(0, workflow.basedir)
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.codedeps import code_sha256
-from medprobe.datasets.registry import resolve_options
+from medprobe.datasets.registry import get_dataset, resolve_options
 from medprobe.registry import UnknownEntryError
 
 
@@ -47,12 +47,18 @@ SPLITS = ["train", "val", "test"]
 FIGURES = ["metric_vs_resolution", "heatmap"]
 
 
-def code_digest(module):
+def code_digest(*modules):
     """sha256 of the medprobe files a stage runs, as a param: editing one reruns exactly the rules
     that run it (Snakemake tracks a rule's script, not the modules the script imports). A param,
     not inputs, keeps a 27,000-job DAG fast to build and ignores touches that change no byte.
     """
-    return code_sha256(module)
+    return code_sha256(*modules)
+
+
+def preprocess_code(wildcards):
+    """The preprocess stage's code plus the adapter it loads by name for this dataset."""
+    adapter = get_dataset(dataset_registry_name(wildcards))["adapter"]
+    return code_digest("medprobe.stages.preprocess", adapter)
 
 
 def extraction_scale(wildcards):

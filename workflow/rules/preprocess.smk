@@ -18,7 +18,7 @@ rule preprocess:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
-        code=code_digest("medprobe.stages.preprocess"),
+        code=preprocess_code,
         registry_name=dataset_registry_name,
         settings=config["preprocess"],
         options=dataset_options,

@@ -1,0 +1,212 @@
+"""MedMNIST+ entries and adapter on fake .npz files in the real layout: labels, row streaming, preprocess, bad input."""
+
+import copy
+import re
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_datasets import make_medmnist
+from http_server import FileServer
+
+from medprobe.datasets.adapters import medmnist as adapter
+from medprobe.datasets.entries.medmnist import ENTRIES, SIZES_2D, SIZES_3D
+from medprobe.datasets.registry import get_dataset, preprocess_settings, resolve_options
+from medprobe.download import fetch_http, selected_files, write_manifest
+from medprobe.io.images import ImageReadError
+from medprobe.preprocess import preprocess_dataset
+
+GLOBAL_SETTINGS = {"size": 224, "resize_policy": "resize", "voi_fallback": "percentile",
+                   "percentiles": [0.5, 99.5], "on_error": "fail"}
+FLAGS_2D = ["pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist", "breastmnist",
+            "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist"]
+FLAGS_3D = ["organmnist3d", "nodulemnist3d", "adrenalmnist3d", "fracturemnist3d", "vesselmnist3d", "synapsemnist3d"]
+
+
+def test_every_set_and_size_is_pinned():
+    assert sorted(ENTRIES) == sorted(FLAGS_2D + FLAGS_3D)
+    for flag, entry in ENTRIES.items():
+        sizes = SIZES_3D if flag in FLAGS_3D else SIZES_2D
+        files = entry["source"]["files"]
+        assert [f["when"] for f in files] == [{"size": s} for s in sizes], flag
+        assert entry["options"]["size"]["choices"] == list(sizes) and entry["options"]["size"]["default"] == 28
+        for size, file in zip(sizes, files):
+            name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+            assert file["name"] == name
+            assert file["url"] == f"https://zenodo.org/records/10519652/files/{name}?download=1"
+            assert re.fullmatch(r"[0-9a-f]{32}", file["md5"]), (flag, size)
+        assert entry["dimensionality"] == ("3d" if flag in FLAGS_3D else "2d")
+        assert entry["split"] == {"policy": "adapter"} and entry["access"] == "open"
+        assert entry["channels"] in (1, 3) and "patient_id = item_id" in entry["notes"]
+        (task,) = entry["tasks"].values()
+        classes = entry["labels"]["classes"]
+        assert task["labels"] == (classes[1:] if task["type"] == "binary" else classes)
+    assert all(ENTRIES[f]["preprocess"] == {"size": "native"} for f in FLAGS_2D)
+    md5s = [f["md5"] for e in ENTRIES.values() for f in e["source"]["files"]]
+    assert len(set(md5s)) == len(md5s) == 12 * 4 + 6 * 2
+    # spot checks against medmnist 3.0.2's info.py
+    assert ENTRIES["pathmnist"]["source"]["files"][3]["md5"] == "2c51a510bcdc9cf8ddb2af93af1eadec"
+    assert ENTRIES["organamnist"]["source"]["files"][0]["md5"] == "68e3f8846a6bd62f0c9bf841c0d9eacc"
+    assert ENTRIES["chestmnist"]["tasks"]["findings"]["type"] == "multilabel"
+    assert ENTRIES["retinamnist"]["tasks"]["dr_grade"]["type"] == "multiclass"
+    assert ENTRIES["pathmnist"]["channels"] == 3 and ENTRIES["octmnist"]["channels"] == 1
+
+
+def test_size_option_selects_one_file():
+    options = resolve_options("dermamnist", {})
+    assert [f["name"] for f in selected_files(get_dataset("dermamnist"), options)] == ["dermamnist.npz"]
+    options = resolve_options("dermamnist", {"size": 128})
+    assert [f["name"] for f in selected_files(get_dataset("dermamnist"), options)] == ["dermamnist_128.npz"]
+    with pytest.raises(ValueError, match="size=128 is not one of"):
+        resolve_options("vesselmnist3d", {"size": 128})
+
+
+def test_download_of_the_chosen_size_then_preprocess(tmp_path):
+    """The http source fetches only the chosen size's file; the registry's md5 is swapped for the fake's."""
+    fake = make_medmnist(tmp_path / "www", "organcmnist", size=64)
+    make_medmnist(tmp_path / "www", "organcmnist", size=28)
+    entry = copy.deepcopy(get_dataset("organcmnist"))
+    (chosen,) = [f for f in entry["source"]["files"] if f["when"] == {"size": 64}]
+    chosen["md5"] = fake["md5"]
+    raw = tmp_path / "raw"
+    with FileServer(tmp_path / "www") as server:
+        options = resolve_options("organcmnist", {"size": 64, "mirror": server.base_url})
+        fetched = fetch_http(entry, raw, options, tmp_path / "downloads")
+    assert [f["name"] for f in fetched["files"]] == ["organcmnist_64.npz"] and fetched["files"][0]["md5"] == fake["md5"]
+    settings = preprocess_settings("organcmnist", GLOBAL_SETTINGS, options)
+    spec = preprocess_dataset("organcmnist", entry, raw, raw / "manifest.tsv", tmp_path / "out", settings, options)
+    assert spec["size"] == 64
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "val.npy")[:, 0], fake["arrays"]["val_images"])
+
+
+@pytest.mark.parametrize("flag,size", [("pathmnist", 28), ("chestmnist", 64), ("pneumoniamnist", 28),
+                                       ("retinamnist", 28)])
+def test_read_items_labels(tmp_path, flag, size):
+    fake = make_medmnist(tmp_path, flag, size=size)
+    entry = get_dataset(flag)
+    items = adapter.read_items(tmp_path, entry, {"size": size})
+    task = entry["tasks"][entry["labels"]["task"]]
+    columns = [f"label_{label}" for label in task["labels"]]
+    assert (items["source_file"] == fake["name"]).all()
+    assert (items["patient_id"] == items["item_id"]).all()
+    for split in ("train", "val", "test"):
+        part = items[items["split"] == split]
+        raw = fake["arrays"][f"{split}_labels"]
+        assert part["item_id"].tolist() == [f"{split}_{i:06d}" for i in range(len(raw))]
+        got = part[columns].to_numpy()
+        assert (got.dtype == np.int8) and got.shape == (len(raw), len(columns))
+        if task["type"] == "multiclass":
+            np.testing.assert_array_equal(got.argmax(axis=1), raw[:, 0])
+            assert (got.sum(axis=1) == 1).all()
+        else:  # binary: label 1 is the positive class; multilabel: one column per flag
+            np.testing.assert_array_equal(got, raw)
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_streamed_rows_equal_np_load(tmp_path, compressed):
+    fake = make_medmnist(tmp_path, "dermamnist", size=28, counts=(40, 3, 3), compressed=compressed)
+    with zipfile.ZipFile(fake["path"]) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED if compressed
+                                                                 else zipfile.ZIP_STORED}
+        rows = adapter.NpyRows(archive, fake["path"], "train_images")
+        expected = np.load(fake["path"])["train_images"]
+        assert rows.shape == expected.shape and rows.dtype == np.uint8
+        order = [0, 1, 2, 7, 39, 5, 6, 0, 38]  # forward skips, and jumps back that restart the stream
+        for i in order:
+            np.testing.assert_array_equal(rows.row(i), expected[i])
+        with pytest.raises(ImageReadError, match=r"train_images'\[40\].*no such row"):
+            rows.row(40)
+        rows.close()
+
+    entry = get_dataset("dermamnist")
+    items = adapter.read_items(tmp_path, entry, {})
+    images = list(adapter.iter_images(tmp_path, items.iloc[::-1], entry, GLOBAL_SETTINGS))
+    assert [index for index, _ in images] == items.index[::-1].tolist()
+    for index, image in images:
+        split, row = items.at[index, "item_id"].split("_")
+        pixels = fake["arrays"][f"{split}_images"][int(row)]
+        assert image.pixels.dtype == np.float32 and image.pixels.shape == (28, 28, 3)
+        np.testing.assert_array_equal(image.pixels, pixels.astype(np.float32) / np.float32(255))
+
+
+@pytest.mark.parametrize("flag,size", [("bloodmnist", 64), ("chestmnist", 28)])
+def test_preprocess_keeps_npz_pixels(tmp_path, flag, size):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    fake = make_medmnist(raw, flag, size=size)
+    write_manifest(raw)
+    options = resolve_options(flag, {"size": size})
+    settings = preprocess_settings(flag, GLOBAL_SETTINGS, options)
+    assert settings["size"] == "native"
+    spec = preprocess_dataset(flag, get_dataset(flag), raw, raw / "manifest.tsv", out, settings, options)
+    assert spec["size"] == size and spec["native_size"] and spec["channels"] == get_dataset(flag)["channels"]
+    items = pd.read_parquet(out / "items.parquet")
+    for split in ("train", "val", "test"):
+        array = np.load(out / f"{split}.npy")
+        pixels = fake["arrays"][f"{split}_images"]
+        expected = pixels[:, None] if pixels.ndim == 3 else np.moveaxis(pixels, 3, 1)
+        np.testing.assert_array_equal(array, expected)
+        part = items[items["split"] == split].sort_values("row")
+        assert part["item_id"].tolist() == [f"{split}_{i:06d}" for i in range(len(pixels))]
+        assert spec["counts"][split] == {"total": len(pixels), "ok": len(pixels)}
+
+
+def test_3d_sets_download_but_do_not_preprocess_yet(tmp_path):
+    make_medmnist(tmp_path, "nodulemnist3d", size=28, counts=(2, 1, 1))
+    with pytest.raises(ValueError, match="nodulemnist3d.npz.*3-D volumes.*volumes stage"):
+        adapter.read_items(tmp_path, get_dataset("nodulemnist3d"), {"size": 28})
+
+
+def test_missing_key_names_file_and_key(tmp_path):
+    fake = make_medmnist(tmp_path, "breastmnist")
+    arrays = {k: v for k, v in fake["arrays"].items() if k != "val_labels"}
+    np.savez_compressed(fake["path"], **arrays)
+    with pytest.raises(ValueError, match=r"breastmnist\.npz: no array 'val_labels'"):
+        adapter.read_items(tmp_path, get_dataset("breastmnist"), {})
+
+
+def test_malformed_arrays_name_file_and_problem(tmp_path):
+    fake = make_medmnist(tmp_path, "octmnist")
+    entry = get_dataset("octmnist")
+    bad_labels = {**fake["arrays"], "test_labels": np.full((6, 1), 4, dtype=np.uint8)}  # 4 classes: 0..3
+    np.savez_compressed(fake["path"], **bad_labels)
+    with pytest.raises(ValueError, match=r"octmnist\.npz: array 'test_labels': label value\(s\) \[4\] outside 0..3"):
+        adapter.read_items(tmp_path, entry, {})
+    wrong_size = {**fake["arrays"], "train_images": np.zeros((12, 64, 64), dtype=np.uint8)}
+    np.savez_compressed(fake["path"], **wrong_size)
+    with pytest.raises(ValueError, match=r"'train_images': expected uint8 images of shape \(N, 28, 28\)"):
+        adapter.read_items(tmp_path, entry, {})
+    fake["path"].write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"octmnist\.npz: not a readable \.npz"):
+        adapter.read_items(tmp_path, entry, {})
+    fake["path"].unlink()
+    with pytest.raises(FileNotFoundError, match=r"octmnist\.npz: MedMNIST file not found"):
+        adapter.read_items(tmp_path, entry, {})
+
+
+def test_truncated_images_member_is_an_image_error(tmp_path):
+    raw = tmp_path / "raw"
+    fake = make_medmnist(raw, "pneumoniamnist", counts=(8, 2, 2))
+    # rewrite train_images with a header promising 8 rows but the bytes of only 5
+    with zipfile.ZipFile(fake["path"]) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    data = members["train_images.npy"]
+    members["train_images.npy"] = data[:len(data) - 3 * 28 * 28]
+    with zipfile.ZipFile(fake["path"], "w", zipfile.ZIP_DEFLATED) as target:
+        for name, blob in members.items():
+            target.writestr(name, blob)
+    write_manifest(raw)
+    entry = get_dataset("pneumoniamnist")
+    items = adapter.read_items(raw, entry, {})
+    results = list(adapter.iter_images(raw, items[items["split"] == "train"], entry, GLOBAL_SETTINGS))
+    errors = [r for _, r in results if isinstance(r, ImageReadError)]
+    assert len(errors) == 3 and all("pneumoniamnist.npz: array 'train_images'" in str(e) for e in errors)
+    assert "truncated" in str(errors[0])
+
+    settings = preprocess_settings("pneumoniamnist", GLOBAL_SETTINGS, {})
+    with pytest.raises(ImageReadError, match=r"pneumoniamnist\.npz: array 'train_images'\[5\]"):
+        preprocess_dataset("pneumoniamnist", entry, raw, raw / "manifest.tsv", tmp_path / "out", settings, {})
+    spec = preprocess_dataset("pneumoniamnist", entry, raw, raw / "manifest.tsv", tmp_path / "out",
+                              {**settings, "on_error": "skip"}, {})
+    assert spec["counts"]["train"] == {"total": 8, "ok": 5}
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "train.npy")[:, 0], fake["arrays"]["train_images"][:5])
