@@ -19,6 +19,7 @@ from tqdm import tqdm
 from medprobe.atomic import atomic_path, write_json
 from medprobe.download import read_manifest
 from medprobe.datasets.adapters import label_column
+from medprobe.datasets.registry import active_tasks
 from medprobe.io.images import ImageReadError
 from medprobe.splits import SPLITS, apply_split_policy
 
@@ -65,8 +66,8 @@ def quantise(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _check_columns(items: pd.DataFrame, entry: dict, source: str) -> None:
-    labels = [label_column(lab) for task in entry["tasks"].values() for lab in task["labels"]]
+def _check_columns(items: pd.DataFrame, tasks: dict, source: str) -> None:
+    labels = [label_column(lab) for task in tasks.values() for lab in task["labels"]]
     missing = [c for c in ("item_id", "patient_id", "source_file", "split", *labels) if c not in items.columns]
     if missing:
         raise ValueError(f"{source}: the adapter returned no column(s) {missing}")
@@ -92,8 +93,9 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     adapter = importlib.import_module(entry["adapter"])
     manifest = read_manifest(manifest_path)
     items = adapter.read_items(root, entry, options)
-    _check_columns(items, entry, source)
-    first_task = next(iter(entry["tasks"].values()))
+    tasks = active_tasks(entry, options)
+    _check_columns(items, tasks, source)
+    first_task = next(iter(tasks.values()))
     items = apply_split_policy(items, entry["split"], root, seed=options.get("split_seed", 0), source=source,
                                stratify_labels=None if first_task.get("control") else first_task["labels"])
     not_in_manifest = sorted(set(items["source_file"]) - set(manifest))
@@ -170,7 +172,7 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
         "on_error": on_error,
         "split_policy": entry["split"],
         "split_seed": options.get("split_seed", 0),
-        "tasks": entry["tasks"],
+        "tasks": tasks,
         "counts": {
             split: {"total": int((items["split"] == split).sum()),
                     "ok": int(((items["split"] == split) & (items["status"] == "ok")).sum())}

@@ -60,3 +60,9 @@ def resolve_options(name: str, options: dict) -> dict:
 def preprocess_settings(name: str, global_settings: dict, options: dict) -> dict:
     """Config's global preprocess block < the entry's defaults < the dataset's own overrides."""
     return {**global_settings, **get_dataset(name).get("preprocess", {}), **options.get("preprocess", {})}
+
+
+def active_tasks(entry: dict, options: dict) -> dict:
+    """The entry's tasks whose `when` conditions match the dataset options (e.g. CheXpert's extra output)."""
+    return {name: task for name, task in entry["tasks"].items()
+            if all(options.get(key) == value for key, value in task.get("when", {}).items())}
