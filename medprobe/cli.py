@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from medprobe import __version__
@@ -19,6 +20,56 @@ def cmd_list(args) -> int:
         summary = entry.get("description") or entry.get("model") or entry.get("modality") or entry.get("source")
         print(f"{name:24s} {summary}")
     return 0
+
+
+BACKBONE_COLUMNS = {"name": "name", "source": "source", "model": "model", "params_m": "params (M)",
+                    "embed_dim": "embed dim", "patch_size": "patch", "native_resolution": "native res",
+                    "license": "license", "gating": "gating"}
+DATASET_COLUMNS = {"name": "name", "modality": "modality", "dimensionality": "dim", "tasks": "tasks",
+                   "source": "source", "access": "access", "size": "size", "license": "license"}
+
+
+def backbone_rows() -> list[dict]:
+    from medprobe.backbones.registry import BACKBONES
+
+    rows = []
+    for name, entry in BACKBONES.items():
+        model = entry.get("model")
+        if model and entry.get("pretrained_tag"):
+            model = f"{model}{'.' if entry['source'] == 'timm' else '/'}{entry['pretrained_tag']}"
+        rows.append({key: entry.get(key) for key in BACKBONE_COLUMNS} | {"name": name, "model": model})
+    return rows
+
+
+def dataset_rows() -> list[dict]:
+    from medprobe.datasets.registry import DATASETS
+
+    rows = []
+    for name, entry in DATASETS.items():
+        tasks = ", ".join(f"{task} ({spec['type']}, {len(spec['labels'])})" for task, spec in entry["tasks"].items())
+        rows.append({key: entry.get(key) for key in DATASET_COLUMNS}
+                    | {"name": name, "tasks": tasks, "source": entry["source"]["kind"]})
+    return rows
+
+
+def print_table(rows: list[dict], columns: dict[str, str], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cells = [list(columns.values())]
+    cells += [["-" if row[key] is None else str(row[key]) for key in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return 0
+
+
+def cmd_backbones(args) -> int:
+    return print_table(backbone_rows(), BACKBONE_COLUMNS, args.json)
+
+
+def cmd_datasets(args) -> int:
+    return print_table(dataset_rows(), DATASET_COLUMNS, args.json)
 
 
 def cmd_check_config(args) -> int:
@@ -62,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     listing = sub.add_parser("list", help="list registry entries")
     listing.add_argument("what", choices=["datasets", "backbones", "probes"])
     listing.set_defaults(func=cmd_list)
+    backbones = sub.add_parser("backbones", help="table of the backbone registry: model, size, license, gating")
+    backbones.add_argument("--json", action="store_true", help="machine-readable list of rows")
+    backbones.set_defaults(func=cmd_backbones)
+    datasets = sub.add_parser("datasets", help="table of the dataset registry: modality, tasks, access, size, license")
+    datasets.add_argument("--json", action="store_true", help="machine-readable list of rows")
+    datasets.set_defaults(func=cmd_datasets)
     check = sub.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config")
     check.set_defaults(func=cmd_check_config)
@@ -77,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     check_audit.add_argument("--workdir", default=".", help="the workflow's working directory")
     check_audit.set_defaults(func=cmd_audit)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `medprobe datasets | head` ends quietly
     return args.func(args)
 
 

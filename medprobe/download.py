@@ -119,8 +119,8 @@ def fetch_http(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) -
 def fetch_local(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) -> dict:
     adapter = importlib.import_module(entry["adapter"])
     if not options.get("path"):
-        raise ValueError(f"this dataset is not openly downloadable ({entry['access']}): set the dataset option "
-                         f"`path` to your local copy. Expected layout:\n{entry['source']['layout']}")
+        raise ValueError(f"{entry['title']} is not openly downloadable (access: {entry['access']}): set the "
+                         f"dataset option `path` to your local copy. Expected layout:\n{entry['source']['layout']}")
     root = Path(options["path"]).expanduser().resolve()
     adapter.check_layout(root, entry, options)
     _fresh(raw_dir)

@@ -15,12 +15,14 @@ from medprobe.splits import SPLITS
 log = logging.getLogger("medprobe")
 
 
-def extract_stage(dataset: str, backbone: str, res: int, settings: dict, processed_dir: str,
+def extract_stage(dataset: str, backbone: str, res: int, settings: dict, weights: dict, processed_dir: str,
                   upstream: str, out_dir: str, threads: int = 1, rule: str | None = None,
                   log_path: str | None = None) -> None:
+    """weights: {"cache_dir": hub cache, "file": a local weights file for this backbone or None}."""
     import torch
 
-    from medprobe.backbones.load import load_backbone
+    from medprobe.backbones.load import load_backbone, token_names
+    from medprobe.backbones.registry import get_backbone
     from medprobe.features.extract import (choose_device, choose_num_workers, choose_precision,
                                            extract_array)
 
@@ -29,14 +31,18 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
     arrays = {s: processed_dir / f"{s}.npy" for s in SPLITS}
     record = StageRecord(
         "extract_features", __name__,
-        {"dataset": dataset, "backbone": backbone, "resolution": res,
+        {"dataset": dataset, "backbone": backbone, "resolution": res, "last_n": settings["last_n"],
          "batch_size": settings["batch_size"], "precision": settings["precision"]},
-        inputs={f"array_{s}": p for s, p in arrays.items()} | {"items": processed_dir / "items.parquet"},
+        inputs={f"array_{s}": p for s, p in arrays.items()} | {"items": processed_dir / "items.parquet"}
+        | ({"weights_file": weights["file"]} if weights.get("file") else {}),
         upstream={"preprocess": upstream}, rule=rule, log=log_path,
     )
     device = choose_device(settings["device"])
     precision = choose_precision(settings["precision"], device)
-    module, identity = load_backbone(backbone)
+    entry = get_backbone(backbone)
+    # Pretrained models are built on the meta device and filled from the weights: no throw-away random init.
+    module, identity = load_backbone(backbone, weights_file=weights.get("file"), cache_dir=weights["cache_dir"],
+                                     last_n=settings["last_n"], device_meta=bool(entry.get("pretrained")))
     module = module.to(device)
     log.info("extracting %s / %s at %d px on %s (%s)", dataset, backbone, res, device, precision)
     shapes = {}
@@ -48,7 +54,7 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
                                       precision=precision, desc=f"{backbone} {res}px {split}")
     preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
     channels = preprocess_spec["channels"]
-    tokens = list(module(torch.zeros(1, channels, res, res, device=device)).keys())
+    tokens = token_names(entry, settings["last_n"])
     items = pd.read_parquet(processed_dir / "items.parquet")
     index = items[items["status"] == "ok"].drop(columns=["status"]).reset_index(drop=True)
     with atomic_path(out_dir / "index.parquet") as tmp:
@@ -58,7 +64,7 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, process
         "dataset": dataset,
         "backbone": identity,
         "resolution": res,
-        "input": {"channels": ("RGB" if channels == 3 else
+        "input": {"channels": ("RGB, used as is" if channels == 3 else
                                "grayscale replicated to 3" if identity["source"] != "pixels" else "grayscale"),
                   "resize": ("none" if res == stored else
                              f"{'upsampled' if res > stored else 'downsampled'} from {stored} to {res} px, "

@@ -30,7 +30,13 @@ def task_targets(index: pd.DataFrame, task: dict) -> np.ndarray:
 
 
 def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndarray:
-    if which != "all":
+    """'all' concatenates every token; 'cls_last_n' the CLS tokens of the last n blocks; else one token."""
+    if which == "cls_last_n":
+        chosen = [i for i, name in enumerate(tokens) if name == "cls" or name.startswith("cls_block-")]
+        if not chosen:
+            raise ValueError(f"probe features 'cls_last_n' need CLS tokens; this backbone wrote {tokens}")
+        array = array[:, chosen]
+    elif which != "all":
         if which not in tokens:
             raise ValueError(f"probe features '{which}' not available; this backbone wrote {tokens}")
         array = array[:, [tokens.index(which)]]

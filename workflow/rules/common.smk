@@ -62,15 +62,18 @@ def preprocess_code(wildcards):
 
 
 def extraction_scale(wildcards):
-    """Relative cost of one extraction job: tokens per image x width of the backbone."""
+    """Relative compute of one extraction job: tokens per image x model size, against a ViT-S at 224 px."""
     entry = get_backbone(wildcards.backbone)
     tokens = (int(wildcards.res) / entry.get("patch_size", 16)) ** 2
-    return tokens / 196 * entry.get("embed_dim", 384) / 384
+    return tokens / 196 * entry.get("params_m", 22) / 22
 
 
 def extraction_mem_mb(wildcards, attempt):
-    """Host memory: 4 GB base (model, batch, arrays) plus activations; grows with each retry."""
-    return int((4000 + 2000 * extraction_scale(wildcards)) * attempt)
+    """Host memory: 4 GB base (batch, arrays), the fp32 weights, activations; grows with each retry."""
+    entry = get_backbone(wildcards.backbone)
+    tokens = (int(wildcards.res) / entry.get("patch_size", 16)) ** 2
+    activations = 2000 * tokens / 196 * entry.get("embed_dim", 384) / 384
+    return int((4000 + 4 * entry.get("params_m", 0) + activations) * attempt)
 
 
 def extraction_runtime(wildcards, attempt):
@@ -93,6 +96,19 @@ def dataset_registry_name(wildcards):
 
 def dataset_options(wildcards):
     return config["datasets"][wildcards.dataset]
+
+
+def local_weights_file(wildcards):
+    """A configured local weights file is an input, so replacing it reruns that backbone's extraction."""
+    path = config["weights"]["files"].get(wildcards.backbone)
+    return [path] if path else []
+
+
+def weights_params(wildcards):
+    return {
+        "cache_dir": config["weights"]["cache_dir"],
+        "file": config["weights"]["files"].get(wildcards.backbone),
+    }
 
 
 def probe_params(wildcards):

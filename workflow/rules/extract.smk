@@ -4,6 +4,7 @@ rule extract_features:
         spec="data/processed/{dataset}/spec.json",
         arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
         provenance="data/processed/{dataset}/provenance.json",
+        weights=local_weights_file,
     output:
         features=expand(
             "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
@@ -26,5 +27,6 @@ rule extract_features:
     params:
         code=code_digest("medprobe.stages.extract"),
         settings=config["extract"],
+        weights=weights_params,
     script:
         "../scripts/extract_features.py"

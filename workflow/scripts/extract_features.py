@@ -11,6 +11,7 @@ with log_to(snakemake.log[0]):
         snakemake.wildcards.backbone,
         int(snakemake.wildcards.res),
         dict(snakemake.params.settings),
+        dict(snakemake.params.weights),
         processed_dir=str(Path(snakemake.input.table).parent),
         upstream=snakemake.input.provenance,
         out_dir=str(Path(snakemake.output.index).parent),

@@ -190,8 +190,8 @@ def _entry(flag: str, row: tuple) -> dict:
         "split": {"policy": "adapter"},
         "tasks": {task: {"type": task_type, "labels": classes[1:] if task_type == "binary" else classes}},
         "preprocess": {} if is_3d else {"size": "native"},
-        "size": ", ".join(f"{size} px {_human(n)}" for size, n in pixels.items())
-                + " of uncompressed pixels (the .npz files are deflated, so downloads are smaller)",
+        # Uncompressed pixel bytes at the smallest and largest size; the deflated .npz downloads are smaller.
+        "size": f"{_human(min(pixels.values()))}-{_human(max(pixels.values()))} of pixels",
         "license": license_,
         "citation": f"{CITATION}; and the source dataset: {source}",
         "homepage": "https://medmnist.com/",

@@ -1,0 +1,68 @@
+"""The dataset registry: every entry complete, every download pinned or honestly marked, every adapter real."""
+
+import importlib
+import json
+
+import pytest
+
+from medprobe.cli import main
+from medprobe.datasets.registry import DATASETS, active_tasks, get_dataset, resolve_options
+
+REQUIRED = {"title", "modality", "dimensionality", "format", "channels", "adapter", "source", "split", "tasks",
+            "size", "license", "citation", "access"}
+
+
+def test_at_least_fifteen_datasets():
+    assert len(DATASETS) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_entry_is_complete(name):
+    entry = DATASETS[name]
+    assert REQUIRED <= set(entry), REQUIRED - set(entry)
+    assert entry["access"] in {"open", "account"} and entry["channels"] in {1, 3}
+    adapter = importlib.import_module(entry["adapter"])
+    assert callable(adapter.read_items) and callable(adapter.iter_images)
+    for task in entry["tasks"].values():
+        assert task["type"] in {"binary", "multilabel", "multiclass"} and task["labels"]
+    source = entry["source"]
+    if source["kind"] == "http":
+        for file in source["files"]:
+            assert file["url"].startswith("https://"), file
+            assert file.get("sha256") or file.get("md5") or file.get("checksum_note"), file["name"]
+    elif source["kind"] == "local":
+        assert entry["access"] == "account" and source["layout"].strip()
+        assert callable(adapter.check_layout)
+    resolve_options(name, {})  # the defaults are valid
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match=r"does not take option\(s\) \['path'\]"):
+        resolve_options("nih_chestxray14", {"path": "/somewhere"})
+    with pytest.raises(ValueError, match="size=100 is not one of"):
+        resolve_options("pathmnist", {"size": 100})
+
+
+def test_conditional_task_follows_the_option():
+    chexpert = get_dataset("chexpert")
+    assert "competition5_uncertain" not in active_tasks(chexpert, resolve_options("chexpert", {}))
+    assert "competition5_uncertain" in active_tasks(chexpert, resolve_options("chexpert", {"uncertain": "extra"}))
+
+
+def test_local_dataset_without_path_says_what_to_do(tmp_path):
+    from medprobe.download import fetch_dataset
+
+    with pytest.raises(ValueError, match=r"(?s)RSNA.*set the dataset option `path`.*\n.*stage_2_train_labels.csv"):
+        fetch_dataset("rsna_pneumonia", tmp_path / "raw", {}, tmp_path / "downloads")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_cli_lists_the_registry(capsys):
+    assert main(["datasets"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["name", "modality", "dim"] and len(table) == len(DATASETS) + 1
+    chexpert = next(line for line in table if line.startswith("chexpert "))
+    assert "account" in chexpert and "local" in chexpert
+    assert main(["datasets", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["name"] for row in rows} == set(DATASETS)
