@@ -10,15 +10,11 @@ import sys
 from medprobe import __version__
 
 
-def cmd_list(args) -> int:
-    from medprobe.backbones.registry import BACKBONES
-    from medprobe.datasets.registry import DATASETS
+def cmd_probes(args) -> int:
     from medprobe.probes.registry import PROBES
 
-    registry = {"datasets": DATASETS, "backbones": BACKBONES, "probes": PROBES}[args.what]
-    for name, entry in sorted(registry.items()):
-        summary = entry.get("description") or entry.get("model") or entry.get("modality") or entry.get("source")
-        print(f"{name:24s} {summary}")
+    for name, entry in sorted(PROBES.items()):
+        print(f"{name:10s} {entry['description']}")
     return 0
 
 
@@ -110,15 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medprobe", description=__doc__)
     parser.add_argument("--version", action="version", version=f"medprobe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="list registry entries")
-    listing.add_argument("what", choices=["datasets", "backbones", "probes"])
-    listing.set_defaults(func=cmd_list)
-    backbones = sub.add_parser("backbones", help="table of the backbone registry: model, size, license, gating")
-    backbones.add_argument("--json", action="store_true", help="machine-readable list of rows")
-    backbones.set_defaults(func=cmd_backbones)
     datasets = sub.add_parser("datasets", help="table of the dataset registry: modality, tasks, access, size, license")
     datasets.add_argument("--json", action="store_true", help="machine-readable list of rows")
     datasets.set_defaults(func=cmd_datasets)
+    backbones = sub.add_parser("backbones", help="table of the backbone registry: model, size, license, gating")
+    backbones.add_argument("--json", action="store_true", help="machine-readable list of rows")
+    backbones.set_defaults(func=cmd_backbones)
+    probes = sub.add_parser("probes", help="list the probes")
+    probes.set_defaults(func=cmd_probes)
     check = sub.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config")
     check.set_defaults(func=cmd_check_config)
