@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from medprobe.atomic import atomic_path, write_json
 from medprobe.download import read_manifest
+from medprobe.hashing import sha256_json
 from medprobe.datasets.adapters import label_column
 from medprobe.datasets.registry import active_tasks
 from medprobe.io.images import ImageReadError
@@ -25,7 +27,8 @@ from medprobe.splits import SPLITS, apply_split_policy
 
 log = logging.getLogger(__name__)
 RESIZE_POLICIES = ("resize", "pad", "crop")
-META_KEYS = ("rows", "cols", "mode", "photometric", "bits_stored", "voi_source", "pixel_spacing")
+META_KEYS = ("rows", "cols", "mode", "photometric", "bits_stored", "voi_source", "pixel_spacing", "shape", "spacing",
+             "original_axcodes", "n_nonfinite")
 
 
 def to_square(image: np.ndarray, size: int, policy: str) -> np.ndarray:
@@ -66,6 +69,15 @@ def quantise(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
+def source_digest(manifest: dict[str, str], source_file: str) -> str | None:
+    """A file's sha256 from the manifest; for a folder (a DICOM series) one hash over its files; None if absent."""
+    if source_file in manifest:
+        return manifest[source_file]
+    prefix = source_file.rstrip("/") + "/"
+    members = {path: digest for path, digest in manifest.items() if path.startswith(prefix)}
+    return sha256_json(members) if members else None
+
+
 def _check_columns(items: pd.DataFrame, tasks: dict, source: str) -> None:
     labels = [label_column(lab) for task in tasks.values() for lab in task["labels"]]
     missing = [c for c in ("item_id", "patient_id", "source_file", "split", *labels) if c not in items.columns]
@@ -98,19 +110,68 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     first_task = next(iter(tasks.values()))
     items = apply_split_policy(items, entry["split"], root, seed=options.get("split_seed", 0), source=source,
                                stratify_labels=None if first_task.get("control") else first_task["labels"])
-    not_in_manifest = sorted(set(items["source_file"]) - set(manifest))
+    items["source_sha256"] = [source_digest(manifest, path) for path in items["source_file"]]
+    not_in_manifest = sorted(items.loc[items["source_sha256"].isna(), "source_file"])
     if not_in_manifest:
         raise FileNotFoundError(
             f"{source}: {len(not_in_manifest)} file(s) in the label table are not in "
             f"{manifest_path}, e.g. {not_in_manifest[:5]}"
         )
-    items["source_sha256"] = items["source_file"].map(manifest)
     items = items.sort_values(["split", "item_id"], kind="stable").reset_index(drop=True)
     channels = entry.get("channels", 1)
-    size = settings["size"]
     on_error = settings["on_error"]
-
     items["status"], items["row"] = "ok", -1
+    if entry["dimensionality"] == "3d":
+        size, metas, volume_spec = _write_volume_slices(dataset, adapter, root, items, entry, settings, out_dir)
+    else:
+        size, metas = _write_images(dataset, adapter, root, items, entry, settings, out_dir)
+        volume_spec = {}
+    _meta_columns(items, metas)
+
+    with atomic_path(out_dir / "items.parquet") as tmp:
+        items.to_parquet(tmp, index=False)
+    with atomic_path(out_dir / "split.tsv") as tmp:
+        items[["item_id", "patient_id", "split"]].to_csv(tmp, sep="\t", index=False)
+    spec = {
+        "dataset": dataset,
+        "dimensionality": entry["dimensionality"],
+        "size": size,
+        "native_size": settings["size"] == "native",
+        "channels": channels,
+        "dtype": "uint8",
+        "layout": "(items, channels, size, size)",
+        **volume_spec,
+        "value_range": [0, 255],
+        "resize_policy": settings["resize_policy"],
+        "voi_fallback": settings["voi_fallback"],
+        "percentiles": list(settings["percentiles"]),
+        "on_error": on_error,
+        "split_policy": entry["split"],
+        "split_seed": options.get("split_seed", 0),
+        "tasks": tasks,
+        "counts": {
+            split: {"total": int((items["split"] == split).sum()),
+                    "ok": int(((items["split"] == split) & (items["status"] == "ok")).sum())}
+            for split in SPLITS
+        },
+    }
+    write_json(out_dir / "spec.json", spec)
+    return spec
+
+
+def _skip_or_raise(items: pd.DataFrame, index, error: ImageReadError, on_error: str) -> None:
+    if on_error == "fail":
+        raise error
+    log.warning("skipping: %s", error)
+    items.at[index, "status"] = f"skipped: {error}"
+
+
+def _write_images(dataset: str, adapter, root: Path, items: pd.DataFrame, entry: dict, settings: dict,
+                  out_dir: Path) -> tuple[int, dict[int, dict]]:
+    """One (n_ok, C, S, S) uint8 array per split; returns the size used and each image's metadata."""
+    source = f"dataset '{dataset}'"
+    channels = entry.get("channels", 1)
+    size = settings["size"]
     metas: dict[int, dict] = {}
     progress = tqdm(total=len(items), desc=f"preprocess {dataset}", unit="img")
     for split in SPLITS:
@@ -121,10 +182,7 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
             for index, decoded in adapter.iter_images(root, members, entry, settings):
                 progress.update()
                 if isinstance(decoded, ImageReadError):
-                    if on_error == "fail":
-                        raise decoded
-                    log.warning("skipping: %s", decoded)
-                    items.at[index, "status"] = f"skipped: {decoded}"
+                    _skip_or_raise(items, index, decoded, settings["on_error"])
                     continue
                 pixels = to_channels(decoded.pixels, channels)
                 if size == "native":
@@ -151,36 +209,72 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
                 tmp.with_suffix(".compact").replace(tmp)
             del array
     progress.close()
-    _meta_columns(items, metas)
+    return size, metas
 
-    with atomic_path(out_dir / "items.parquet") as tmp:
-        items.to_parquet(tmp, index=False)
-    with atomic_path(out_dir / "split.tsv") as tmp:
-        items[["item_id", "patient_id", "split"]].to_csv(tmp, sep="\t", index=False)
-    spec = {
-        "dataset": dataset,
-        "dimensionality": entry["dimensionality"],
-        "size": size,
-        "native_size": settings["size"] == "native",
-        "channels": channels,
-        "dtype": "uint8",
-        "layout": "(items, channels, size, size)",
-        "value_range": [0, 255],
-        "resize_policy": settings["resize_policy"],
-        "voi_fallback": settings["voi_fallback"],
-        "percentiles": list(settings["percentiles"]),
-        "on_error": on_error,
-        "split_policy": entry["split"],
-        "split_seed": options.get("split_seed", 0),
-        "tasks": tasks,
-        "counts": {
-            split: {"total": int((items["split"] == split).sum()),
-                    "ok": int(((items["split"] == split) & (items["status"] == "ok")).sum())}
-            for split in SPLITS
-        },
-    }
-    write_json(out_dir / "spec.json", spec)
-    return spec
+
+@contextmanager
+def _scratch(path: Path):
+    """A temporary binary file that is removed however the block ends."""
+    try:
+        with open(path, "wb") as handle:
+            yield handle
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame, entry: dict, settings: dict,
+                         out_dir: Path) -> tuple[int, dict[int, dict], dict]:
+    """Every volume -> windowed slices along the chosen axis, stacked per split as (n_slices, 1, S, S) uint8.
+
+    Slices are streamed to a raw file first (a split's slice count is known only at its end), then copied
+    into the .npy, so memory holds one volume at a time. Each item records its rows [slice_start, slice_stop)
+    and, as `row`, its position among the split's volumes.
+    """
+    from medprobe.io.windowing import ct_window, mr_percentile_normalise
+    from medprobe.slices import image_slices
+
+    size, axis = settings["size"], settings["slice_axis"]
+    if size == "native":
+        raise ValueError(f"dataset '{dataset}': preprocess size 'native' is for 2-D images; give volumes a size")
+    items["slice_start"], items["slice_stop"] = -1, -1
+    metas: dict[int, dict] = {}
+    intensity: dict = {}
+    progress = tqdm(total=len(items), desc=f"preprocess {dataset}", unit="volume")
+    for split in SPLITS:
+        members = items[items["split"] == split]
+        raw_path = out_dir / f".{split}.slices"
+        n_slices = n_volumes = 0
+        with atomic_path(out_dir / f"{split}.npy") as tmp, _scratch(raw_path) as raw:
+            for index, loaded in adapter.iter_volumes(root, members, entry, settings):
+                progress.update()
+                if isinstance(loaded, ImageReadError):
+                    _skip_or_raise(items, index, loaded, settings["on_error"])
+                    continue
+                volume = loaded
+                if entry["modality"] == "ct":
+                    values, intensity = ct_window(volume.data, settings["ct_window"])
+                else:
+                    values, intensity = mr_percentile_normalise(volume.data, tuple(settings["percentiles"]))
+                slices = quantise(image_slices(values, axis, size, settings["resize_policy"]))
+                raw.write(slices.tobytes())
+                items.at[index, "slice_start"], items.at[index, "slice_stop"] = n_slices, n_slices + len(slices)
+                items.at[index, "row"] = n_volumes
+                n_volumes += 1
+                metas[index] = {"shape": "x".join(map(str, volume.data.shape)),
+                                "spacing": "x".join(f"{v:g}" for v in volume.spacing),
+                                "original_axcodes": "".join(volume.meta["original_axcodes"]),
+                                "n_nonfinite": volume.meta["n_nonfinite"]}
+                n_slices += len(slices)
+            raw.flush()
+            if n_slices == 0:
+                raise ValueError(f"dataset '{dataset}': no readable volume in split '{split}'")
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n_slices, 1, size, size))
+            array[:, 0] = np.memmap(raw_path, dtype=np.uint8, mode="r", shape=(n_slices, size, size))
+            array.flush()
+            del array
+    progress.close()
+    return size, metas, {"slice_axis": axis, "intensity": {k: v for k, v in intensity.items() if k != "range"},
+                         "layout": "(slices, 1, size, size); item rows [slice_start, slice_stop)"}
 
 
 def _native_size(pixels: np.ndarray, source_file: str, source: str) -> int:

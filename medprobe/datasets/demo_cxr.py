@@ -56,12 +56,12 @@ def generate(out_dir: Path, n_patients: int = 400, seed: int = 0, split_fraction
             with atomic_path(out_dir / "images" / f"{image_id}.dcm") as tmp:
                 dataset.save_as(tmp, enforce_file_format=True)
             label_rows.append([f"{image_id}.dcm", "|".join(findings) or "No Finding", patient_id, control])
-    _write_csv(out_dir / "labels.csv", ["Image Index", "Finding Labels", "Patient ID", "Control"], label_rows)
-    splits = _patient_splits(rng, n_patients, split_fractions)
-    _write_csv(out_dir / "split.csv", ["Patient ID", "split"], list(zip(patient_ids, splits)))
+    write_csv(out_dir / "labels.csv", ["Image Index", "Finding Labels", "Patient ID", "Control"], label_rows)
+    splits = patient_splits(rng, n_patients, split_fractions)
+    write_csv(out_dir / "split.csv", ["Patient ID", "split"], list(zip(patient_ids, splits)))
 
 
-def _patient_splits(rng: np.random.Generator, n_patients: int, fractions) -> list[str]:
+def patient_splits(rng: np.random.Generator, n_patients: int, fractions) -> list[str]:
     order = rng.permutation(n_patients)
     n_train = round(fractions[0] * n_patients)
     n_val = round(fractions[1] * n_patients)
@@ -72,7 +72,7 @@ def _patient_splits(rng: np.random.Generator, n_patients: int, fractions) -> lis
     return splits.tolist()
 
 
-def _write_csv(path: Path, header: list[str], rows: list) -> None:
+def write_csv(path: Path, header: list[str], rows: list) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -83,6 +83,15 @@ def _write_csv(path: Path, header: list[str], rows: list) -> None:
 
 def _radiograph(rng: np.random.Generator, shape: tuple[int, int], findings: list[str]) -> np.ndarray:
     """Density image in [0, 1] (bright = dense) with thorax anatomy and the requested findings."""
+    x, y, density, lungs, _ = thorax(rng, shape)
+    for name in findings:
+        density += _FINDING_PAINTERS[name](rng, x, y, lungs)
+    return expose(rng, x, y, density)
+
+
+def thorax(rng: np.random.Generator, shape: tuple[int, int]):
+    """Anatomy before findings: (x, y) normalised coordinates, density, and the soft lung and heart fields
+    (lung-field masks for the segmentation demo come from the last two)."""
     rows, cols = shape
     # Normalised coordinates: y from -1 (apex) to 1 (abdomen), x scaled so circles stay round.
     scale = 2.0 / max(rows, cols)
@@ -105,12 +114,15 @@ def _radiograph(rng: np.random.Generator, shape: tuple[int, int], findings: list
     ribs = np.clip((np.cos(2 * np.pi * (y - 0.9 * (np.abs(x) - 0.05) ** 2) / 0.14) - 0.55) / 0.45, 0, 1)
     density += 0.06 * ribs * lungs
     density += 0.12 * _soft_ellipse(x, y, 0.0, -0.1, 0.1, 0.75, 0.04)  # mediastinum
-    density += 0.1 * _soft_ellipse(x, y, 0.1, 0.15, 0.25, 0.22, 0.06)  # heart
+    heart = _soft_ellipse(x, y, 0.1, 0.15, 0.25, 0.22, 0.06)
+    density += 0.1 * heart
     vertebrae = 0.6 + 0.4 * np.cos(2 * np.pi * y / 0.11) ** 2
     density += 0.05 * vertebrae * _soft_ellipse(x, y, 0.0, 0.0, 0.05, 1.1, 0.02)  # spine
+    return x, y, density, lungs, heart
 
-    for name in findings:
-        density += _FINDING_PAINTERS[name](rng, x, y, lungs)
+
+def expose(rng: np.random.Generator, x, y, density: np.ndarray) -> np.ndarray:
+    """Exposure: a smooth background field, a global gain and quantum noise, clipped to [0, 1]."""
     density += _low_frequency_field(rng, x, y, 0.02)
     density = density * rng.uniform(0.9, 1.1) + rng.normal(0, 0.012, density.shape)
     return density.clip(0, 1)

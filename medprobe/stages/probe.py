@@ -43,6 +43,12 @@ def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndar
     return array.reshape(len(array), -1).astype(np.float32)
 
 
+def mean_over_slices(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
+    """(n_slices, d) -> (n_volumes, d): each volume's slices [slice_start, slice_stop) averaged, as both studies do."""
+    return np.stack([features[start:stop].mean(axis=0)
+                     for start, stop in zip(part["slice_start"], part["slice_stop"])]).astype(np.float32)
+
+
 def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream: str,
                 predictions: str, provenance: str, threads: int = 1, rule: str | None = None,
                 log_path: str | None = None) -> None:
@@ -62,6 +68,8 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     parts = {s: index[index["split"] == s].sort_values("row") for s in SPLITS}
     x = {s: select_features(np.load(feature_dir / f"{s}.npy"), spec["tokens"], params["features"])
          for s in SPLITS}
+    if "slice_start" in index.columns:  # volumes: one feature vector per volume, the mean over its slices
+        x = {s: mean_over_slices(x[s], parts[s]) for s in SPLITS}
     run = get_probe(probe)["run"]
     rows, info = [], {}
     for task_name, task in spec["tasks"].items():
