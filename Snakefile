@@ -20,7 +20,8 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     backbone="|".join(BACKBONES),
     res=r"\d+",
-    probe="|".join(PROBES),
+    probe="|".join(CLASSIFIERS) or "(?!)",
+    head="|".join(SEG_HEADS) or "(?!)",
     seed=r"\d+",
 
 
@@ -29,6 +30,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/aggregate.smk"
 
 
@@ -40,3 +42,4 @@ rule all:
         figures=expand(
             "results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]
         ),
+        overlays=overlay_targets(),

@@ -31,8 +31,10 @@ META_KEYS = ("rows", "cols", "mode", "photometric", "bits_stored", "voi_source",
              "original_axcodes", "n_nonfinite")
 
 
-def to_square(image: np.ndarray, size: int, policy: str) -> np.ndarray:
-    """A [0,1] image (H, W) or (H, W, C) -> (C, size, size) by the chosen policy (antialiased bilinear)."""
+def to_square(image: np.ndarray, size: int, policy: str,
+              resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+    """A [0,1] image (H, W) or (H, W, C) -> (C, size, size) by the chosen policy (bilinear; nearest for label
+    maps, which must never get in-between values)."""
     planes = image[..., None] if image.ndim == 2 else image
     rows, cols = planes.shape[:2]
     if policy == "crop":
@@ -51,7 +53,7 @@ def to_square(image: np.ndarray, size: int, policy: str) -> np.ndarray:
         return np.moveaxis(planes.astype(np.float32), 2, 0)
     return np.stack([
         np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(
-            (size, size), resample=Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.float32)
+            (size, size), resample=resample, reducing_gap=None), dtype=np.float32)
         for plane in np.moveaxis(planes, 2, 0)
     ])
 
@@ -79,7 +81,10 @@ def source_digest(manifest: dict[str, str], source_file: str) -> str | None:
 
 
 def _check_columns(items: pd.DataFrame, tasks: dict, source: str) -> None:
-    labels = [label_column(lab) for task in tasks.values() for lab in task["labels"]]
+    labels = [label_column(lab) for task in tasks.values() if task["type"] != "segmentation"
+              for lab in task["labels"]]
+    if any(task["type"] == "segmentation" for task in tasks.values()):
+        labels.append("mask_file")
     missing = [c for c in ("item_id", "patient_id", "source_file", "split", *labels) if c not in items.columns]
     if missing:
         raise ValueError(f"{source}: the adapter returned no column(s) {missing}")
@@ -107,9 +112,10 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     items = adapter.read_items(root, entry, options)
     tasks = active_tasks(entry, options)
     _check_columns(items, tasks, source)
-    first_task = next(iter(tasks.values()))
+    stratify = next((task["labels"] for task in tasks.values()
+                     if task["type"] != "segmentation" and not task.get("control")), None)
     items = apply_split_policy(items, entry["split"], root, seed=options.get("split_seed", 0), source=source,
-                               stratify_labels=None if first_task.get("control") else first_task["labels"])
+                               stratify_labels=stratify)
     items["source_sha256"] = [source_digest(manifest, path) for path in items["source_file"]]
     not_in_manifest = sorted(items.loc[items["source_sha256"].isna(), "source_file"])
     if not_in_manifest:
@@ -231,11 +237,9 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
     and, as `row`, its position among the split's volumes.
     """
     from medprobe.io.windowing import ct_window, mr_percentile_normalise
-    from medprobe.slices import image_slices
+    from medprobe.slices import AXES, image_slices
 
     size, axis = settings["size"], settings["slice_axis"]
-    if size == "native":
-        raise ValueError(f"dataset '{dataset}': preprocess size 'native' is for 2-D images; give volumes a size")
     items["slice_start"], items["slice_stop"] = -1, -1
     metas: dict[int, dict] = {}
     intensity: dict = {}
@@ -251,7 +255,15 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
                     _skip_or_raise(items, index, loaded, settings["on_error"])
                     continue
                 volume = loaded
-                if entry["modality"] == "ct":
+                if settings["size"] == "native":  # the slices' own size, as for 2-D images
+                    rows, cols = (n for i, n in enumerate(volume.data.shape) if i != AXES[axis])
+                    if rows != cols or size not in ("native", rows):
+                        raise ValueError(f"dataset '{dataset}': {items.at[index, 'source_file']} has {rows}x{cols} "
+                                         f"{axis} slices; preprocess size 'native' needs one square slice size")
+                    size = rows
+                if entry.get("intensity") == "normalised":  # the source already put voxels on [0, 1] (MedMNIST 3-D)
+                    values, intensity = volume.data, {"method": "none", "reason": "source intensities normalised"}
+                elif entry["modality"] == "ct":
                     values, intensity = ct_window(volume.data, settings["ct_window"])
                 else:
                     values, intensity = mr_percentile_normalise(volume.data, tuple(settings["percentiles"]))

@@ -55,3 +55,56 @@ def label_slices(labels: np.ndarray, axis: str, size: int, policy: str) -> np.nd
         raise ValueError(f"label values must lie in 0..255, found {labels.min()}..{labels.max()}")
     return np.stack([_square(p.astype(np.uint8), size, policy, Image.Resampling.NEAREST)
                      for p in _display_plane(labels, axis)])
+
+
+def _nearest(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Nearest-neighbour resize with the same sampler as the forward path, so an upsample undoes exactly."""
+    if plane.shape == (rows, cols):
+        return plane
+    resized = Image.fromarray(plane.astype(np.int32), mode="I").resize((cols, rows), resample=Image.Resampling.NEAREST)
+    return np.asarray(resized, dtype=plane.dtype)
+
+
+def _unsquare(plane: np.ndarray, rows: int, cols: int, policy: str) -> np.ndarray:
+    """Inverse of `_square` for a label slice: back to the (rows, cols) display plane."""
+    if policy == "resize":
+        return _nearest(plane, rows, cols)
+    if policy == "pad":
+        side = max(rows, cols)
+        plane = _nearest(plane, side, side)
+        return plane[(side - rows) // 2:(side - rows) // 2 + rows, (side - cols) // 2:(side - cols) // 2 + cols]
+    side = min(rows, cols)  # crop: what was cut away is unknown, so it comes back as background
+    canvas = np.zeros((rows, cols), dtype=plane.dtype)
+    canvas[(rows - side) // 2:(rows - side) // 2 + side, (cols - side) // 2:(cols - side) // 2 + side] = \
+        _nearest(plane, side, side)
+    return canvas
+
+
+def volume_from_label_slices(slices: np.ndarray, axis: str, shape: tuple[int, int, int], policy: str) -> np.ndarray:
+    """(n, S, S) label slices laid out as by `label_slices` -> the (X, Y, Z) uint8 label volume in the canonical grid.
+
+    The exact inverse geometry of `label_slices`, so predicted slice masks can be written back as a volume. With
+    policy "pad" and S at least the in-plane sides it is the identity; with a smaller S it is an up-sampling (nearest
+    neighbour); with "crop" the border that was cut away is unknown and comes back as 0 (background).
+    """
+    slices = np.asarray(slices)
+    if axis not in AXES:
+        raise ValueError(f"unknown slice axis {axis!r}; expected one of {sorted(AXES)}")
+    if policy not in ("pad", "crop", "resize"):
+        raise ValueError(f"unknown resize policy {policy!r}; expected pad, crop or resize")
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"volume shape must be three positive sides, got {tuple(shape)}")
+    n = shape[AXES[axis]]
+    if slices.ndim != 3 or slices.shape[1] != slices.shape[2] or slices.shape[0] != n:
+        raise ValueError(f"expected ({n}, S, S) {axis} slices for a volume of shape {tuple(shape)}, got {slices.shape}")
+    if not np.issubdtype(slices.dtype, np.integer) or slices.min(initial=0) < 0 or slices.max(initial=0) > 255:
+        raise ValueError(f"label slices must be integers in 0..255, got {slices.dtype} "
+                         f"{slices.min(initial=0)}..{slices.max(initial=0)}")
+    first, second = (side for i, side in enumerate(shape) if i != AXES[axis])
+    rows, cols = second, first  # as `_display_plane` lays them out
+    planes = np.stack([_unsquare(p.astype(np.uint8), rows, cols, policy) for p in slices])  # (n, rows, cols)
+    stacked = np.swapaxes(planes, 1, 2)
+    if axis != "sagittal":
+        stacked = np.flip(stacked, axis=1)
+    stacked = np.flip(stacked, axis=2)
+    return np.ascontiguousarray(np.moveaxis(stacked, 0, AXES[axis]))

@@ -22,9 +22,12 @@ def test_entry_is_complete(name):
     assert REQUIRED <= set(entry), REQUIRED - set(entry)
     assert entry["access"] in {"open", "account"} and entry["channels"] in {1, 3}
     adapter = importlib.import_module(entry["adapter"])
-    assert callable(adapter.read_items) and callable(adapter.iter_images)
+    assert callable(adapter.read_items)
+    assert callable(adapter.iter_volumes if entry["dimensionality"] == "3d" else adapter.iter_images)
+    if any(task["type"] == "segmentation" for task in entry["tasks"].values()):
+        assert callable(adapter.iter_masks)
     for task in entry["tasks"].values():
-        assert task["type"] in {"binary", "multilabel", "multiclass"} and task["labels"]
+        assert task["type"] in {"binary", "multilabel", "multiclass", "segmentation"} and task["labels"]
     source = entry["source"]
     if source["kind"] == "http":
         for file in source["files"]:

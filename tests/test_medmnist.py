@@ -1,6 +1,8 @@
-"""MedMNIST+ entries and adapter on fake .npz files in the real layout: labels, row streaming, preprocess, bad input."""
+"""MedMNIST+ entries and adapter on fake .npz files in the real layout: labels, row and volume streaming, preprocess
+(2-D images and 3-D slice stacks), bad input."""
 
 import copy
+import json
 import re
 import zipfile
 
@@ -15,7 +17,7 @@ from medprobe.datasets.entries.medmnist import ENTRIES, SIZES_2D, SIZES_3D
 from medprobe.datasets.registry import get_dataset, preprocess_settings, resolve_options
 from medprobe.download import fetch_http, selected_files, write_manifest
 from medprobe.io.images import ImageReadError
-from medprobe.preprocess import preprocess_dataset
+from medprobe.preprocess import preprocess_dataset, quantise, to_square
 
 GLOBAL_SETTINGS = {"size": 224, "resize_policy": "resize", "voi_fallback": "percentile",
                    "percentiles": [0.5, 99.5], "on_error": "fail"}
@@ -151,10 +153,102 @@ def test_preprocess_keeps_npz_pixels(tmp_path, flag, size):
         assert spec["counts"][split] == {"total": len(pixels), "ok": len(pixels)}
 
 
-def test_3d_sets_download_but_do_not_preprocess_yet(tmp_path):
-    make_medmnist(tmp_path, "nodulemnist3d", size=28, counts=(2, 1, 1))
-    with pytest.raises(ValueError, match="nodulemnist3d.npz.*3-D volumes.*volumes stage"):
-        adapter.read_items(tmp_path, get_dataset("nodulemnist3d"), {"size": 28})
+VOLUME_SETTINGS = {"size": 28, "resize_policy": "pad", "voi_fallback": "percentile", "percentiles": [0.5, 99.5],
+                   "on_error": "fail", "slice_axis": "axial", "ct_window": "wide"}
+
+
+def test_3d_entries_keep_medmnist_intensities_and_slice_axially():
+    for flag in FLAGS_3D:
+        entry = ENTRIES[flag]
+        assert entry["intensity"] == "normalised" and entry["preprocess"] == {"size": 64, "slice_axis": "axial"}
+        assert "no voxel geometry" in entry["notes"] and "not written yet" not in entry["notes"]
+    assert "intensity" not in ENTRIES["organamnist"]
+
+
+@pytest.mark.parametrize("flag,size", [("organmnist3d", 28), ("vesselmnist3d", 64)])
+def test_3d_read_items_and_streamed_volumes(tmp_path, flag, size):
+    fake = make_medmnist(tmp_path, flag, size=size, counts=(4, 2, 2))
+    entry = get_dataset(flag)
+    items = adapter.read_items(tmp_path, entry, {"size": size})
+    assert items["item_id"].tolist() == [f"{s}_{i:06d}" for s, n in (("train", 4), ("val", 2), ("test", 2))
+                                         for i in range(n)]
+    assert (items["source_file"] == fake["name"]).all()
+    volumes = list(adapter.iter_volumes(tmp_path, items.iloc[::-1], entry, VOLUME_SETTINGS))
+    assert [index for index, _ in volumes] == items.index[::-1].tolist()
+    for index, volume in volumes:
+        split, row = items.at[index, "item_id"].split("_")
+        voxels = fake["arrays"][f"{split}_images"][int(row)]  # (D, H, W), D axial
+        assert volume.data.dtype == np.float32 and volume.data.shape == (size,) * 3
+        # canonical RAS+: x runs against the columns, y against the rows, z along D
+        np.testing.assert_array_equal(volume.data, voxels.transpose(2, 1, 0)[::-1, ::-1] / np.float32(255))
+        np.testing.assert_array_equal(volume.affine, np.eye(4))
+        assert volume.spacing == (1.0, 1.0, 1.0) and volume.meta["n_nonfinite"] == 0
+        assert volume.meta["original_axcodes"] == ["S", "P", "L"]
+        assert volume.meta["source"] == f"{fake['name']}: array '{split}_images'[{int(row)}]"
+        json.dumps(volume.meta)
+
+
+def test_3d_preprocess_slices_are_medmnist_frames(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    fake = make_medmnist(raw, "organmnist3d", size=28, counts=(10, 10, 10))
+    write_manifest(raw)
+    options = resolve_options("organmnist3d", {"size": 28, "preprocess": {"size": 28}})
+    settings = preprocess_settings("organmnist3d", VOLUME_SETTINGS, options)
+    spec = preprocess_dataset("organmnist3d", get_dataset("organmnist3d"), raw, raw / "manifest.tsv", out, settings,
+                              options)
+    assert spec["size"] == 28 and spec["slice_axis"] == "axial" and spec["intensity"]["method"] == "none"
+    items = pd.read_parquet(out / "items.parquet")
+    for split in ("train", "val", "test"):
+        array = np.load(out / f"{split}.npy")
+        volumes = fake["arrays"][f"{split}_images"]
+        assert array.shape == (10 * 28, 1, 28, 28) and array.dtype == np.uint8
+        np.testing.assert_array_equal(array[:, 0], volumes.reshape(-1, 28, 28))  # values and layout kept
+        part = items[items["split"] == split].sort_values("row")
+        assert part["item_id"].tolist() == [f"{split}_{i:06d}" for i in range(10)]
+        assert part["slice_start"].tolist() == list(range(0, 280, 28))
+        assert part["slice_stop"].tolist() == list(range(28, 281, 28))
+        assert set(part["spacing"]) == {"1x1x1"} and set(part["original_axcodes"]) == {"SPL"}
+
+
+def test_3d_preprocess_defaults_upsample_28px_slices_to_64(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    fake = make_medmnist(raw, "synapsemnist3d", size=28, counts=(2, 1, 1))
+    write_manifest(raw)
+    options = resolve_options("synapsemnist3d", {})
+    settings = preprocess_settings("synapsemnist3d", VOLUME_SETTINGS, options)
+    spec = preprocess_dataset("synapsemnist3d", get_dataset("synapsemnist3d"), raw, raw / "manifest.tsv", out,
+                              settings, options)
+    assert spec["size"] == 64 and spec["intensity"]["method"] == "none"
+    array = np.load(out / "train.npy")
+    assert array.shape == (2 * 28, 1, 64, 64)
+    frame = fake["arrays"]["train_images"][1, 5].astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(array[28 + 5], quantise(to_square(frame, 64, "pad")))
+
+
+def test_truncated_volume_is_an_image_error(tmp_path):
+    raw = tmp_path / "raw"
+    make_medmnist(raw, "adrenalmnist3d", size=28, counts=(4, 1, 1))
+    path = raw / "adrenalmnist3d.npz"
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    members["train_images.npy"] = members["train_images.npy"][:-(28 ** 3 + 100)]  # row 2 cut short, row 3 gone
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, blob in members.items():
+            target.writestr(name, blob)
+    write_manifest(raw)
+    entry = get_dataset("adrenalmnist3d")
+    items = adapter.read_items(raw, entry, {"size": 28})  # the header alone still promises 4 volumes
+    results = [r for _, r in adapter.iter_volumes(raw, items[items["split"] == "train"], entry, VOLUME_SETTINGS)]
+    assert [isinstance(r, ImageReadError) for r in results] == [False, False, True, True]
+    assert "adrenalmnist3d.npz: array 'train_images'[2]" in str(results[2]) and "truncated" in str(results[2])
+
+    settings = {**VOLUME_SETTINGS, "on_error": "skip"}
+    spec = preprocess_dataset("adrenalmnist3d", entry, raw, raw / "manifest.tsv", tmp_path / "out", settings, {})
+    assert spec["counts"]["train"] == {"total": 4, "ok": 2}
+    assert np.load(tmp_path / "out" / "train.npy").shape == (2 * 28, 1, 28, 28)
+    with pytest.raises(ImageReadError, match=r"adrenalmnist3d\.npz: array 'train_images'\[2\]"):
+        preprocess_dataset("adrenalmnist3d", entry, raw, raw / "manifest.tsv", tmp_path / "out2", VOLUME_SETTINGS,
+                           {})
 
 
 def test_missing_key_names_file_and_key(tmp_path):

@@ -11,6 +11,7 @@ Keys of an entry:
 - tasks: task name -> {"type": binary|multilabel|multiclass, "labels": [...], "control": bool}
   A control task has labels drawn independently of the pixels; it must score at chance.
 - preprocess: defaults for this dataset's preprocess settings (override the config's global block)
+- intensity: "normalised" when the source already scaled voxels to [0, 1] (no CT window, no MR percentiles)
 - size (download size, human-readable), license, citation, homepage, access ("open" | "account")
 """
 
@@ -31,6 +32,7 @@ GENERIC_OPTIONS = {
     "base": "registry entry this config dataset is an instance of",
     "split_seed": "seed of seeded patient-level splits (default 0)",
     "preprocess": "per-dataset overrides of the preprocess settings",
+    "resolutions": "the subset of the config's resolutions this dataset runs at",
 }
 SOURCE_OPTIONS = {"http": {"mirror": "base URL serving the same file names (tests, local mirrors)",
                            "allow_unpinned": "download files whose publisher gives no checksum"},

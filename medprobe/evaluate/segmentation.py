@@ -3,11 +3,11 @@
 Empty structures follow the BraTS convention (rachitsaluja/BraTS-2024-Metrics, the "legacy" full-image Dice
 and HD95): a label absent from both truth and prediction scores Dice 1, Jaccard 1, HD95 0 (nothing to find,
 nothing found). A label present in only one of them scores Dice 0, Jaccard 0 and HD95 equal to the diagonal
-of the image in mm, the largest distance two points of the grid can be apart (BraTS's 373.13 mm is exactly
-this diagonal for its 240 x 240 x 155 1-mm grid), so that a missed or hallucinated structure is penalised in
-every mean instead of being dropped. nnU-Net differs: its evaluation (nnunet/evaluation/metrics.py,
-nnunetv2/evaluation/evaluate_predictions.py) returns NaN for a label absent from both and averages with
-nanmean, i.e. leaves such cases out.
+of the image's field of view (shape x spacing, in mm), a bound on any distance inside it: BraTS's 373.13 mm
+penalty is this diagonal for its 240 x 240 x 155 1-mm grid (its lesion-wise code rounds it to 374). A missed
+or hallucinated structure is thus penalised in every mean instead of being dropped. nnU-Net differs: its
+evaluation (nnunet/evaluation/metrics.py, nnunetv2/evaluation/evaluate_predictions.py) returns NaN for a label
+absent from both and averages with nanmean, i.e. leaves such cases out.
 """
 
 import math
@@ -39,8 +39,8 @@ def segmentation_scores(pred, truth, labels: Sequence[int], spacing: Sequence[fl
     Each label is scored one-vs-rest on its own binary mask. hd95 is MONAI's symmetric 95th-percentile
     Hausdorff distance between the masks' edge voxels, in mm when spacing (mm per array axis) is given and
     in voxels otherwise. Empty labels follow the module's convention: both empty -> 1, 1, 0; one empty ->
-    0, 0, image diagonal. Raises ValueError for mismatched shapes, non-integer maps, a dimension other
-    than 2 or 3, no labels, or a bad spacing.
+    0, 0, the field-of-view diagonal. Raises ValueError for mismatched shapes, non-integer maps, a dimension
+    other than 2 or 3, no labels, or a bad spacing.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:

@@ -1,7 +1,8 @@
 """Probe registry: name -> a function fit on train, tuned on val, scoring test.
 
-Every probe has the same signature, so the pipeline runs any of them the same way:
-run(train_x, train_y, val_x, val_y, test_x, params, task_type, seed) -> (test_scores, info)
+Every classification probe has the same signature, so the pipeline runs any of them the same way:
+run(train_x, train_y, val_x, val_y, test_x, params, task_type, seed) -> (test_scores, info).
+Segmentation heads are run by medprobe.stages.segment through medprobe.probes.segmentation.
 """
 
 from __future__ import annotations
@@ -24,10 +25,28 @@ def run_logreg(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
                                      task_type=task_type, max_iter=params["max_iter"], seed=seed)
 
 
+def run_mil(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
+    from medprobe.probes.mil import run_mil as fit_mil
+
+    return fit_mil(train_x, train_y, val_x, val_y, test_x, {k: v for k, v in params.items() if k != "features"},
+                   task_type, seed)
+
+
+# kind: "vector" probes read one feature vector per item (a volume's slices mean-pooled); "bags" probes read
+# a volume's slice features as (features, offsets); "segmentation" heads read patch-token grids and masks.
+# dims: the dataset dimensionalities a probe applies to.
 PROBES: dict[str, dict] = {
-    "knn": {"run": run_knn, "description": "cosine kNN, softmax(sim/T)-weighted vote; k chosen on val"},
-    "logreg": {"run": run_logreg,
+    "knn": {"run": run_knn, "kind": "vector", "dims": ("2d", "3d"),
+            "description": "cosine kNN, softmax(sim/T)-weighted vote; k chosen on val"},
+    "logreg": {"run": run_logreg, "kind": "vector", "dims": ("2d", "3d"),
                "description": "L-BFGS logistic regression on standardised features; C chosen on val"},
+    "mil": {"run": run_mil, "kind": "bags", "dims": ("3d",),
+            "description": "gated-attention MIL (Ilse et al. 2018) over a volume's slices; epoch chosen on val"},
+    "seg_linear": {"kind": "segmentation", "dims": ("2d", "3d"),
+                   "description": "BatchNorm + 1x1 conv on patch tokens, logits upsampled; epoch chosen on val"},
+    "seg_decoder": {"kind": "segmentation", "dims": ("2d", "3d"),
+                    "description": "light conv decoder on patch tokens: 2-D on images, 3-D over a volume's "
+                                   "stacked slice grids (study A)"},
 }
 
 

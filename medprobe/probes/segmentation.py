@@ -119,10 +119,12 @@ def seeded_head(build, dim: int, n_classes: int, seed: int, device: torch.device
 
 def fit(model: nn.Module, epochs: int, lr: float, weight_decay: float, train_steps, validate) -> dict:
     """Train for `epochs`, validating after each; the model ends with the weights of the best validation epoch."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     loss_fn = DiceCELoss(softmax=True, to_onehot_y=True, batch=True)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     losses, val_dice, best_state = [], [], None
-    for epoch in range(epochs):
+    for _ in range(epochs):
         model.train()
         total, steps = 0.0, 0
         for x, y in train_steps():
@@ -223,22 +225,22 @@ def run_seg_3d(x_train: list, m_train: list, x_val: list, m_val: list, x_test: l
     (one uint8 label volume (Z, S, S) per test volume, info).
 
     params (defaults DEFAULTS_3D): epochs, lr, z_crop, weight_decay, device. info as run_seg_2d's, head
-    "seg_decoder_3d". Raises ValueError for an unknown param, mismatched shapes, or a label >= n_classes.
+    "seg_decoder (3-D)". Raises ValueError for an unknown param, mismatched shapes, or a label >= n_classes.
     """
-    params = resolve_params(params, DEFAULTS_3D, "seg_decoder_3d")
+    params = resolve_params(params, DEFAULTS_3D, "seg_decoder (3-D)")
     if not 2 <= n_classes <= 256:
-        raise ValueError(f"seg_decoder_3d: n_classes must be in 2..256 (uint8 label maps), got {n_classes}")
+        raise ValueError(f"seg_decoder (3-D): n_classes must be in 2..256 (uint8 label maps), got {n_classes}")
     if not x_train or not x_val:
-        raise ValueError("seg_decoder_3d: train and val need at least one volume each")
+        raise ValueError("seg_decoder (3-D): train and val need at least one volume each")
     size, dim = tuple(m_train[0].shape[1:]), x_train[0].shape[1]
     for xs, ms, split in ((x_train, m_train, "train"), (x_val, m_val, "val")):
         if len(xs) != len(ms):
-            raise ValueError(f"seg_decoder_3d: {len(xs)} {split} volumes but {len(ms)} label volumes")
+            raise ValueError(f"seg_decoder (3-D): {len(xs)} {split} volumes but {len(ms)} label volumes")
         for i, (x, m) in enumerate(zip(xs, ms)):
             if x.ndim != 4 or x.shape[1] != dim or m.shape != (len(x), *size):
-                raise ValueError(f"seg_decoder_3d: {split} volume {i}: grids {x.shape} and labels {m.shape} do not "
+                raise ValueError(f"seg_decoder (3-D): {split} volume {i}: grids {x.shape} and labels {m.shape} do not "
                                  f"match (Z, {dim}, h, w) and (Z, {size[0]}, {size[1]})")
-        check_masks(ms, n_classes, f"seg_decoder_3d {split} labels")
+        check_masks(ms, n_classes, f"seg_decoder (3-D) {split} labels")
     device = choose_device(params["device"])
     model = seeded_head(Decoder3d, dim, n_classes, seed, device)
     rng = np.random.default_rng(seed)
@@ -256,4 +258,4 @@ def run_seg_3d(x_train: list, m_train: list, x_val: list, m_val: list, x_test: l
 
     info = fit(model, int(params["epochs"]), float(params["lr"]), float(params["weight_decay"]), train_steps, validate)
     preds = [predict_3d(model, x, size, chunk, device) for x in x_test]
-    return preds, {"head": "seg_decoder_3d", "params": params, "device": str(device), **info}
+    return preds, {"head": "seg_decoder (3-D)", "params": params, "device": str(device), **info}

@@ -12,6 +12,7 @@ import pandas as pd
 from medprobe.atomic import atomic_path
 from medprobe.metrics_table import FLOAT_FORMAT, METRIC_COLUMNS
 from medprobe.provenance import StageRecord
+from medprobe.stages.probe import classification_tasks
 
 log = logging.getLogger("medprobe")
 
@@ -32,7 +33,7 @@ def evaluate_stage(wildcards: dict, settings: dict, predictions: str, upstream: 
     n_total = int((all_items["split"] == "test").sum())
     tasks = json.loads(Path(dataset_spec).read_text())["tasks"]
     rows = []
-    for task_name, task in tasks.items():
+    for task_name, task in classification_tasks(tasks).items():
         part = preds[preds["task"] == task_name]
         wide_true = part.pivot(index="item_id", columns="label", values="y_true")[task["labels"]]
         wide_score = part.pivot(index="item_id", columns="label", values="y_score")[task["labels"]]

@@ -15,16 +15,29 @@ from medprobe.splits import SPLITS
 log = logging.getLogger("medprobe")
 
 
+def ready_backbone(backbone: str, settings: dict, weights: dict, last_n: int = 1):
+    """(module on its device, identity, device, precision) from the extract settings and weights config."""
+    from medprobe.backbones.load import load_backbone
+    from medprobe.backbones.registry import get_backbone
+    from medprobe.features.extract import choose_device, choose_precision
+
+    device = choose_device(settings["device"])
+    precision = choose_precision(settings["precision"], device)
+    # Pretrained models are built on the meta device and filled from the weights: no throw-away random init.
+    module, identity = load_backbone(backbone, weights_file=weights.get("file"), cache_dir=weights["cache_dir"],
+                                     last_n=last_n, device_meta=bool(get_backbone(backbone).get("pretrained")))
+    return module.to(device), identity, device, precision
+
+
 def extract_stage(dataset: str, backbone: str, res: int, settings: dict, weights: dict, processed_dir: str,
                   upstream: str, out_dir: str, threads: int = 1, rule: str | None = None,
                   log_path: str | None = None) -> None:
     """weights: {"cache_dir": hub cache, "file": a local weights file for this backbone or None}."""
     import torch
 
-    from medprobe.backbones.load import load_backbone, token_names
+    from medprobe.backbones.load import token_names
     from medprobe.backbones.registry import get_backbone
-    from medprobe.features.extract import (choose_device, choose_num_workers, choose_precision,
-                                           extract_array)
+    from medprobe.features.extract import choose_num_workers, extract_array
 
     torch.set_num_threads(max(1, threads))
     processed_dir, out_dir = Path(processed_dir), Path(out_dir)
@@ -37,13 +50,8 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, weights
         | ({"weights_file": weights["file"]} if weights.get("file") else {}),
         upstream={"preprocess": upstream}, rule=rule, log=log_path,
     )
-    device = choose_device(settings["device"])
-    precision = choose_precision(settings["precision"], device)
     entry = get_backbone(backbone)
-    # Pretrained models are built on the meta device and filled from the weights: no throw-away random init.
-    module, identity = load_backbone(backbone, weights_file=weights.get("file"), cache_dir=weights["cache_dir"],
-                                     last_n=settings["last_n"], device_meta=bool(entry.get("pretrained")))
-    module = module.to(device)
+    module, identity, device, precision = ready_backbone(backbone, settings, weights, settings["last_n"])
     log.info("extracting %s / %s at %d px on %s (%s)", dataset, backbone, res, device, precision)
     shapes = {}
     for split, array in arrays.items():

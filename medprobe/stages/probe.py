@@ -43,6 +43,11 @@ def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndar
     return array.reshape(len(array), -1).astype(np.float32)
 
 
+def classification_tasks(tasks: dict) -> dict:
+    """Tasks scored from one feature vector per item; segmentation tasks go to the segmentation heads."""
+    return {name: task for name, task in tasks.items() if task["type"] != "segmentation"}
+
+
 def mean_over_slices(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
     """(n_slices, d) -> (n_volumes, d): each volume's slices [slice_start, slice_stop) averaged, as both studies do."""
     return np.stack([features[start:stop].mean(axis=0)
@@ -56,6 +61,10 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
 
     from medprobe.probes.registry import get_probe
 
+    if get_probe(probe)["kind"] == "bags":  # torch probes; kNN and logreg never import it
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     feature_dir = Path(feature_dir)
     spec = json.loads((feature_dir / "spec.json").read_text())
     params = {"features": "all", **params}
@@ -68,17 +77,24 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     parts = {s: index[index["split"] == s].sort_values("row") for s in SPLITS}
     x = {s: select_features(np.load(feature_dir / f"{s}.npy"), spec["tokens"], params["features"])
          for s in SPLITS}
-    if "slice_start" in index.columns:  # volumes: one feature vector per volume, the mean over its slices
+    if get_probe(probe)["kind"] == "bags":  # a volume's slices as one bag: (features, offsets)
+        x = {s: (x[s], np.r_[parts[s]["slice_start"].to_numpy(), parts[s]["slice_stop"].to_numpy()[-1:]])
+             for s in SPLITS}
+    elif "slice_start" in index.columns:  # volumes: one feature vector per volume, the mean over its slices
         x = {s: mean_over_slices(x[s], parts[s]) for s in SPLITS}
     run = get_probe(probe)["run"]
     rows, info = [], {}
-    for task_name, task in spec["tasks"].items():
+    for task_name, task in classification_tasks(spec["tasks"]).items():
         try:
             y = {s: task_targets(parts[s], task) for s in SPLITS}
             # Small fits are slower with many BLAS threads than with the job's share of cores.
             with threadpool_limits(limits=max(1, threads)):
                 scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
                                               params, task["type"], seed)
+            # MIL's per-slice attention is summarised here, not stored whole in provenance.
+            attention = info[task_name].pop("attention", None)
+            if attention is not None:
+                info[task_name]["attention_max_mean"] = float(np.mean([a.max() for a in attention]))
         except ValueError as err:
             raise ValueError(f"{probe} on {feature_dir}, task '{task_name}' "
                              f"(label columns in order: {task['labels']}): {err}") from err

@@ -1,13 +1,15 @@
 """Helpers shared by the workflow: registry checks, target lists, input and params functions."""
 
 import sys
+from functools import lru_cache
 
 # The medprobe package beside this Snakefile, even when Snakemake runs from an env without it.
 sys.path.insert(0, workflow.basedir)
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.codedeps import code_sha256
-from medprobe.datasets.registry import get_dataset, resolve_options
+from medprobe.datasets.registry import active_tasks, get_dataset, resolve_options
+from medprobe.probes.registry import get_probe
 from medprobe.registry import UnknownEntryError
 
 
@@ -24,7 +26,14 @@ def check_registry_names():
 
 
 def check_resolutions():
-    """A ViT needs an input side that is a multiple of its patch size."""
+    """A ViT needs an input side that is a multiple of its patch size; a dataset's own resolutions must be
+    among the config's."""
+    for name, options in config["datasets"].items():
+        extra = sorted(set(options.get("resolutions", [])) - set(config["resolutions"]))
+        if extra:
+            raise ValueError(
+                f"config: datasets.{name}.resolutions {extra} are not in resolutions {config['resolutions']}"
+            )
     for name in config["backbones"]:
         patch = get_backbone(name).get("patch_size")
         bad = [res for res in config["resolutions"] if patch and res % patch]
@@ -41,10 +50,20 @@ check_resolutions()
 DATASETS = sorted(config["datasets"])
 BACKBONES = config["backbones"]
 RESOLUTIONS = [str(res) for res in config["resolutions"]]
-PROBES = sorted(config["probes"])
+CLASSIFIERS = sorted(
+    p for p in config["probes"] if get_probe(p)["kind"] != "segmentation"
+)
+SEG_HEADS = sorted(
+    p for p in config["probes"] if get_probe(p)["kind"] == "segmentation"
+)
 SEEDS = [str(seed) for seed in config["seeds"]]
 SPLITS = ["train", "val", "test"]
 FIGURES = ["metric_vs_resolution", "heatmap"]
+
+
+def masks_code(wildcards):
+    adapter = get_dataset(dataset_registry_name(wildcards))["adapter"]
+    return code_digest("medprobe.stages.preprocess_masks", adapter)
 
 
 def code_digest(*modules):
@@ -94,8 +113,16 @@ def dataset_registry_name(wildcards):
     return config["datasets"][wildcards.dataset].get("base", wildcards.dataset)
 
 
-def dataset_options(wildcards):
-    return config["datasets"][wildcards.dataset]
+def download_options(wildcards):
+    """What the download depends on: changing a dataset's preprocess overrides, split seed or resolutions
+    must not fetch it again."""
+    options = config["datasets"][wildcards.dataset]
+    return {k: v for k, v in options.items() if k not in ("preprocess", "split_seed", "resolutions")}
+
+
+def preprocess_options(wildcards):
+    options = config["datasets"][wildcards.dataset]
+    return {k: v for k, v in options.items() if k != "resolutions"}
 
 
 def local_weights_file(wildcards):
@@ -116,12 +143,93 @@ def probe_params(wildcards):
     return config["probes"][wildcards.probe]
 
 
-def evaluation_targets():
+def dataset_entry(dataset):
+    return get_dataset(config["datasets"][dataset].get("base", dataset))
+
+
+@lru_cache(maxsize=None)
+def task_kinds(dataset):
+    """'classification' and/or 'segmentation': what the dataset's tasks (under its options) ask for."""
+    options = {k: v for k, v in config["datasets"][dataset].items() if k != "base"}
+    entry = dataset_entry(dataset)
+    tasks = active_tasks(
+        entry,
+        resolve_options(config["datasets"][dataset].get("base", dataset), options),
+    )
+    return {
+        "segmentation" if t["type"] == "segmentation" else "classification"
+        for t in tasks.values()
+    }
+
+
+@lru_cache(maxsize=None)
+def patch_grid_capable(backbone):
+    """Segmentation heads need patch tokens: ViTs (timm, transformers) and the pixel baseline, not ConvNeXt
+    or open_clip's own towers."""
+    entry = get_backbone(backbone)
+    return (
+        entry["source"] in ("timm", "hf_transformers", "pixels")
+        and "pooled" not in entry["tokens"]
+    )
+
+
+@lru_cache(maxsize=None)
+def applies(probe, dataset, backbone):
+    spec = get_probe(probe)
+    if dataset_entry(dataset)["dimensionality"] not in spec["dims"]:
+        return False
+    if spec["kind"] == "segmentation":
+        return "segmentation" in task_kinds(dataset) and patch_grid_capable(backbone)
+    return "classification" in task_kinds(dataset)
+
+
+def dataset_resolutions(dataset):
+    """The config's resolutions, or the subset a dataset asks for (e.g. small volumes at one resolution)."""
+    chosen = config["datasets"][dataset].get("resolutions")
+    return [str(res) for res in chosen] if chosen else RESOLUTIONS
+
+
+def head_params(wildcards):
+    return config["probes"][wildcards.head]
+
+
+def evaluation_targets(dataset=None):
+    """Every metrics file of the grid: each dataset x backbone x resolution x applicable probe x seed."""
+    return [
+        f"results/evaluate/{d}/{b}/{r}/{p}/seed{s}/metrics.csv"
+        for d in ([dataset] if dataset else DATASETS)
+        for b in BACKBONES
+        for r in dataset_resolutions(d)
+        for p in CLASSIFIERS + SEG_HEADS
+        if applies(p, d, b)
+        for s in SEEDS
+    ]
+
+
+def overlay_candidates(wildcards):
+    """Per-case scores of every segmentation result of a dataset; the overlay shows the best of them."""
+    return [
+        path.replace("metrics.csv", "cases.csv")
+        for path in evaluation_targets(wildcards.dataset)
+        if path.split("/")[-3] in SEG_HEADS
+    ]
+
+
+def overlay_predictions(wildcards):
+    return [
+        path.replace("results/evaluate/", "results/segment/").replace(
+            "cases.csv", "predictions.npy"
+        )
+        for path in overlay_candidates(wildcards)
+    ]
+
+
+def overlay_targets():
+    datasets = [
+        d
+        for d in DATASETS
+        if any(applies(h, d, b) for h in SEG_HEADS for b in BACKBONES)
+    ]
     return expand(
-        "results/evaluate/{dataset}/{backbone}/{res}/{probe}/seed{seed}/metrics.csv",
-        dataset=DATASETS,
-        backbone=BACKBONES,
-        res=RESOLUTIONS,
-        probe=PROBES,
-        seed=SEEDS,
+        "results/figures/overlays_{dataset}.{ext}", dataset=datasets, ext=["png", "pdf"]
     )

@@ -8,7 +8,7 @@ rule download:
         "../../envs/preprocess.yaml"
     params:
         code=code_digest("medprobe.stages.download"),
-        options=dataset_options,
+        options=download_options,
         downloads_dir=config["download"]["cache_dir"],
     script:
         "../scripts/download.py"

@@ -21,6 +21,29 @@ rule preprocess:
         code=preprocess_code,
         registry_name=dataset_registry_name,
         settings=config["preprocess"],
-        options=dataset_options,
+        options=preprocess_options,
     script:
         "../scripts/preprocess.py"
+
+
+rule preprocess_masks:
+    input:
+        manifest="data/raw/{dataset}/manifest.tsv",
+        table="data/processed/{dataset}/items.parquet",
+        spec="data/processed/{dataset}/spec.json",
+        provenance="data/processed/{dataset}/provenance.json",
+    output:
+        masks=expand("data/processed/{{dataset}}/masks_{split}.npy", split=SPLITS),
+        provenance="data/processed/{dataset}/masks_provenance.json",
+    log:
+        "logs/preprocess_masks/{dataset}.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    resources:
+        mem_mb=small_job_mem_mb,
+        runtime=small_job_runtime,
+    params:
+        code=masks_code,
+        registry_name=dataset_registry_name,
+    script:
+        "../scripts/preprocess_masks.py"

@@ -18,6 +18,11 @@ read_items(root, entry, options) -> pandas.DataFrame
 iter_images(root, items, entry, settings) -> iterator of (index, Image | ImageReadError)
     Every row of `items`, in order. Unreadable images are yielded as errors, not raised, so the
     preprocess `on_error` policy decides between failing and a counted skip.
+iter_volumes(root, items, entry, settings) -> iterator of (index, Volume | ImageReadError)
+    Instead of iter_images, for 3-D entries: canonical RAS+ volumes (medprobe.io.volumes).
+iter_masks(root, items, entry, settings) -> iterator of (index, uint8 label map | ImageReadError)
+    For entries with a segmentation task: each row's label map (2-D, or a canonical 3-D volume on its
+    image's grid), from the `mask_file` column.
 check_layout(root, entry, options) -> None   (only adapters of local-folder sources)
     Raise LayoutError that says exactly which files and folder layout are expected under `root`.
 """

@@ -1,9 +1,14 @@
 """MedMNIST+ layout: one .npz per set and size (`<flag>.npz` at 28 px, `<flag>_<size>.npz` otherwise) holding the
-official splits as arrays `<split>_images`, uint8 (N, S, S) or (N, S, S, 3), and `<split>_labels`, one class index
-per image (N, 1) or 0/1 flags (N, L) for multi-label sets.
+official splits as arrays `<split>_images`, uint8 (N, S, S) or (N, S, S, 3) for 2-D sets and (N, S, S, S) for 3-D
+sets, and `<split>_labels`, one class index per image (N, 1) or 0/1 flags (N, L) for multi-label sets.
 
-Images are streamed row by row out of the .npy members inside the zip, never loaded whole: at 224 px the big sets
-do not fit in memory (pathmnist_224 is 16 GB of pixels). Only the small label arrays are read at once.
+Images and volumes are streamed row by row out of the .npy members inside the zip, never loaded whole: at 224 px
+the big sets do not fit in memory (pathmnist_224 is 16 GB of pixels). Only the small label arrays are read at once.
+
+MedMNIST publishes no voxel geometry. A volume's first axis is its axial one (MedMNIST's maintainers, GitHub
+MedMNIST/MedMNIST issue #17), so each `volume[k]` is taken as an axial slice shown as MedMNIST shows it (rows run
+anterior to posterior, columns patient right to left) with k rising superiorly, on a 1 mm isotropic grid: the
+canonical RAS+ volume's axial slices are then exactly MedMNIST's frames.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from medprobe.datasets.adapters import label_column
 from medprobe.io.images import Image, ImageReadError
+from medprobe.io.volumes import Volume, canonical_volume
 from medprobe.splits import SPLITS
 
 NPZ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile)
+GEOMETRY_NOTE = "none published; assumed: 1 mm isotropic, axis 0 axial (S), rows anterior-posterior, cols right-left"
 
 
 def npz_file(entry: dict, options: dict) -> str:
@@ -120,7 +128,10 @@ def _image_rows(archive: zipfile.ZipFile, path: Path, key: str, entry: dict, siz
     """Checks an images array's header (dtype, shape) without reading its pixels; returns its row count."""
     rows = NpyRows(archive, path, key)
     rows.close()
-    expected = (size, size, 3) if entry["channels"] == 3 else (size, size)
+    if entry["dimensionality"] == "3d":
+        expected = (size, size, size)
+    else:
+        expected = (size, size, 3) if entry["channels"] == 3 else (size, size)
     if rows.dtype != np.uint8 or rows.shape[1:] != expected:
         raise ValueError(f"{rows.where}: expected uint8 images of shape (N, {', '.join(map(str, expected))}), "
                          f"found {rows.dtype} {rows.shape}")
@@ -152,9 +163,6 @@ def _label_columns(values: np.ndarray, task: dict, where: str) -> dict[str, np.n
 def read_items(root: Path, entry: dict, options: dict) -> pd.DataFrame:
     name = npz_file(entry, options)
     path = Path(root) / name
-    if entry["dimensionality"] == "3d":
-        raise ValueError(f"{path}: {entry['title']} holds 3-D volumes, which are preprocessed by the volumes stage; "
-                         "medprobe does not have that stage yet (downloading the file works)")
     spec = entry["labels"]
     task = entry["tasks"][spec["task"]]
     size = options.get("size", entry["options"]["size"]["default"])
@@ -174,8 +182,9 @@ def read_items(root: Path, entry: dict, options: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def iter_images(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
-    """Rows in the order of `items`; an unreadable row is yielded as an ImageReadError naming file, array and row."""
+def _rows(root: Path, items: pd.DataFrame, entry: dict):
+    """(index, uint8 row | ImageReadError, where) for the rows of `items` in order; an unreadable row is an
+    ImageReadError naming file, array and row."""
     images_key = entry["labels"]["images_key"]
     archives: dict[str, zipfile.ZipFile] = {}
     readers: dict[tuple[str, str], NpyRows] = {}
@@ -183,6 +192,7 @@ def iter_images(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
         for index, item_id, source_file in zip(items.index, items["item_id"], items["source_file"]):
             split, row = item_id.rsplit("_", 1)
             key = (source_file, images_key.format(split=split))
+            where = f"{source_file}: array '{key[1]}'[{int(row)}]"
             try:
                 if key not in readers:
                     path = Path(root) / source_file
@@ -191,15 +201,44 @@ def iter_images(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
                     readers[key] = NpyRows(archives[source_file], path, key[1])
                 pixels = readers[key].row(int(row))
             except ImageReadError as err:
-                yield index, err
-                continue
+                pixels = err
             except NPZ_ERRORS as exc:
-                yield index, ImageReadError(f"{source_file}: array '{key[1]}'[{row}]", str(exc))
-                continue
-            meta = {"rows": pixels.shape[0], "cols": pixels.shape[1]}
-            yield index, Image(pixels.astype(np.float32) / np.float32(255.0), meta)
+                pixels = ImageReadError(where, str(exc))
+            yield index, pixels, where
     finally:
         for reader in readers.values():
             reader.close()
         for archive in archives.values():
             archive.close()
+
+
+def iter_images(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
+    """(index, Image | ImageReadError) for every row of a 2-D set, in order; pixels are the stored uint8 / 255."""
+    for index, pixels, _ in _rows(root, items, entry):
+        if isinstance(pixels, ImageReadError):
+            yield index, pixels
+        else:
+            meta = {"rows": pixels.shape[0], "cols": pixels.shape[1]}
+            yield index, Image(pixels.astype(np.float32) / np.float32(255.0), meta)
+
+
+def iter_volumes(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
+    """(index, Volume | ImageReadError) for every row of a 3-D set, in order, one volume in memory at a time.
+
+    Voxels are the stored uint8 / 255: MedMNIST already mapped each volume's intensities onto 0..255 (CT is not
+    in Hounsfield units any more), which is why the entries say "intensity": "normalised".
+    """
+    for index, voxels, where in _rows(root, items, entry):
+        if isinstance(voxels, ImageReadError):
+            yield index, voxels
+        else:
+            yield index, _volume(voxels, where)
+
+
+def _volume(voxels: np.ndarray, where: str) -> Volume:
+    """A (D, H, W) MedMNIST volume on the assumed grid (module docstring) -> canonical RAS+ Volume."""
+    _, rows, cols = voxels.shape
+    # voxel (d, h, w) -> RAS mm (x, y, z) = (cols - 1 - w, rows - 1 - h, d): the canonical affine is the identity
+    affine = np.array([[0, 0, -1, cols - 1], [0, -1, 0, rows - 1], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+    img = nib.Nifti1Image(voxels.astype(np.float32) / np.float32(255.0), affine)
+    return canonical_volume(img, where, {"source": where, "source_format": "npz", "geometry": GEOMETRY_NOTE})

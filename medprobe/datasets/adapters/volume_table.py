@@ -13,7 +13,7 @@ import pandas as pd
 from medprobe.datasets.adapters import label_column
 from medprobe.io.dicom_series import read_dicom_series
 from medprobe.io.images import ImageReadError
-from medprobe.io.volumes import read_nifti
+from medprobe.io.volumes import read_nifti, read_nifti_labels
 
 
 def read_items(root: Path, entry: dict, options: dict) -> pd.DataFrame:
@@ -45,5 +45,14 @@ def iter_volumes(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
         path = root / source_file
         try:
             yield index, read_dicom_series(path) if path.is_dir() else read_nifti(path)
+        except ImageReadError as err:
+            yield index, err
+
+
+def iter_masks(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
+    """(index, canonical uint8 label volume | ImageReadError) for every row, in order."""
+    for index, mask_file in items["mask_file"].items():
+        try:
+            yield index, read_nifti_labels(root / mask_file).data
         except ImageReadError as err:
             yield index, err

@@ -8,12 +8,14 @@ order, channels, split sizes, license and the MD5 of every size's .npz. Every UR
 
 The option `size` picks one file; it defaults to 28 px, the classic MedMNIST benchmark and the smallest download.
 2-D images are preprocessed at their published size ("native"); the extractor records any upsampling to the model
-resolution, so comparing sizes is a matter of running the dataset once per `size`.
+resolution, so comparing sizes is a matter of running the dataset once per `size`. 3-D volumes become stacks of
+axial slices at 64 px, the larger published size, so neither size loses detail (28-px slices are upsampled).
 """
 
 ZENODO = "https://zenodo.org/records/10519652/files"
 SIZES_2D = (28, 64, 128, 224)
 SIZES_3D = (28, 64)
+SLICE_SIZE_3D = 64  # preprocess needs one int size for volumes, whatever the `size` option picks
 DEFAULT_SIZE = 28
 # MedMNIST task type -> medprobe task type. Ordinal regression (RetinaMNIST's DR grade) is scored as multiclass,
 # as MedMNIST's own evaluator does.
@@ -166,8 +168,12 @@ def _entry(flag: str, row: tuple) -> dict:
     pixels = {size: sum(counts) * channels * size ** (3 if is_3d else 2) for size in sizes}
     notes = [NOTES, EXTRA_NOTES.get(flag, "")]
     if is_3d:
-        notes.append("3-D volumes (N, S, S, S) are downloadable now; they are preprocessed by the volumes stage, "
-                     "which is not written yet, so preprocessing this dataset stops with an error saying so.")
+        notes.append(
+            "MedMNIST publishes no voxel geometry: each (S, S, S) volume is taken as 1 mm isotropic with its first "
+            "axis axial (as MedMNIST's maintainers describe it), so the axial slices are MedMNIST's own frames. "
+            "MedMNIST already mapped the intensities onto 0-255 (CT is no longer in Hounsfield units), so they are "
+            "used as stored (value / 255), with no CT window or percentile stretch. Slices are preprocessed at "
+            f"{SLICE_SIZE_3D} px: at size 28 they are upsampled (bilinear).")
     return {
         "title": title,
         "modality": modality,
@@ -183,13 +189,16 @@ def _entry(flag: str, row: tuple) -> dict:
             "default": DEFAULT_SIZE, "choices": list(sizes),
             "doc": f"published side in px, one of {list(sizes)}. Default 28, the classic MedMNIST benchmark and the "
                    "smallest download; the larger MedMNIST+ sizes are what a foundation-model comparison at the "
-                   "backbone's own resolution wants (224 avoids any upsampling). The images are used at this "
-                   "size; the extractor records any upsampling to the model resolution."}},
+                   "backbone's own resolution wants" + (
+                       f". The volumes' axial slices are preprocessed at {SLICE_SIZE_3D} px." if is_3d else
+                       " (224 avoids any upsampling). The images are used at this size; the extractor records any "
+                       "upsampling to the model resolution.")}},
         "labels": {"task": task, "medmnist_task": kind, "classes": classes,
                    "images_key": "{split}_images", "labels_key": "{split}_labels"},
         "split": {"policy": "adapter"},
         "tasks": {task: {"type": task_type, "labels": classes[1:] if task_type == "binary" else classes}},
-        "preprocess": {} if is_3d else {"size": "native"},
+        "preprocess": {"size": SLICE_SIZE_3D, "slice_axis": "axial"} if is_3d else {"size": "native"},
+        **({"intensity": "normalised"} if is_3d else {}),
         # Uncompressed pixel bytes at the smallest and largest size; the deflated .npz downloads are smaller.
         "size": f"{_human(min(pixels.values()))}-{_human(max(pixels.values()))} of pixels",
         "license": license_,
