@@ -83,6 +83,36 @@ def random_patient_split(patients: pd.Series, fractions: dict[str, float], seed:
     return patients.map(assigned)
 
 
+def kfold_patient_folds(patients: pd.Series, n_folds: int, seed: int) -> pd.Series:
+    """Seeded patient -> fold 0..n_folds-1: sorted patient ids, one seeded permutation, dealt round-robin.
+
+    Every fold then holds n_patients / n_folds patients to within one, and sorting first means the folds never
+    depend on file-listing order.
+    """
+    unique = np.array(sorted(set(patients)), dtype=object)
+    order = unique[np.random.default_rng(seed).permutation(len(unique))]
+    return patients.map({patient: index % n_folds for index, patient in enumerate(order)})
+
+
+def _kfold_splits(items: pd.DataFrame, policy: dict, seed: int, source: str) -> pd.DataFrame:
+    """Fold k (the items' `test_fold`, from the dataset option the adapter recorded) is test, fold k+1 val."""
+    n_folds = policy["n_folds"]
+    chosen = sorted(set(items["test_fold"])) if "test_fold" in items.columns else []
+    if len(chosen) != 1 or chosen[0] not in range(n_folds):
+        raise SplitError(f"{source}: the kfold split policy needs one test fold in 0..{n_folds - 1} in the "
+                         f"item table's test_fold column, found {chosen}")
+    n_patients = items["patient_id"].nunique()
+    if n_patients < n_folds:
+        raise SplitError(f"{source}: {n_folds}-fold cross-validation needs at least {n_folds} patients, "
+                         f"found {n_patients}")
+    test_fold = int(chosen[0])
+    folds = kfold_patient_folds(items["patient_id"], n_folds, seed)
+    items["cv_fold"] = folds.astype("int64")
+    items["split"] = np.where(folds == test_fold, "test",
+                              np.where(folds == (test_fold + 1) % n_folds, "val", "train"))
+    return items
+
+
 def _patient_strata(items: pd.DataFrame, task_labels: list[str] | None) -> pd.Series | None:
     """A patient's stratum: its label vector for the stratifying task (max over its images)."""
     if not task_labels:
@@ -98,7 +128,9 @@ def apply_split_policy(items: pd.DataFrame, policy: dict, root: Path, seed: int,
 
     Policies: "adapter" (the adapter filled `split`), "table" (a per-patient split file),
     "lists" (image-name lists per split; a "trainval" list has val carved out by patient),
-    "random" (seeded, patient-level, stratified by the first task's labels).
+    "random" (seeded, patient-level, stratified by the first task's labels), "kfold" (seeded patient-level
+    folds, see kfold_patient_folds: the fold in the items' `test_fold` column is test, the next fold val, the
+    rest train; each item's fold is kept as `cv_fold`).
     """
     kind = policy["policy"]
     items = items.copy()
@@ -119,6 +151,8 @@ def apply_split_policy(items: pd.DataFrame, policy: dict, root: Path, seed: int,
     elif kind == "random":
         items["split"] = random_patient_split(items["patient_id"], policy["fractions"], seed,
                                               _patient_strata(items, stratify_labels)).to_numpy()
+    elif kind == "kfold":
+        items = _kfold_splits(items, policy, seed, source)
     elif kind != "adapter":
         raise ValueError(f"{source}: unknown split policy {kind!r}")
     trainval = items["split"] == "trainval"

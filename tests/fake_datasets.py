@@ -494,3 +494,319 @@ def make_kvasir_capsule(folder: Path, videos: int = 8, test_videos: int = 2, fra
     return {"files": files, "images": images, "moved": moved, "multi": [two_used, used_and_dropped]}
 
 # ---- end NIH ChestX-ray14, Montgomery County, Kvasir-Capsule ----------------------------------------------------
+
+
+# ---- Medical Segmentation Decathlon, AMOS22 ---------------------------------------------------------------------
+
+# Case file names per MSD task folder, as in the real dataset.json files (spleen_19, BRATS_001, la_003, ...).
+MSD_CASE_NAMES = {"Task01_BrainTumour": "BRATS_{:03d}", "Task02_Heart": "la_{:03d}", "Task03_Liver": "liver_{}",
+                  "Task04_Hippocampus": "hippocampus_{:03d}", "Task05_Prostate": "prostate_{:02d}",
+                  "Task06_Lung": "lung_{:03d}", "Task07_Pancreas": "pancreas_{:03d}",
+                  "Task08_HepaticVessel": "hepaticvessel_{:03d}", "Task09_Spleen": "spleen_{}",
+                  "Task10_Colon": "colon_{:03d}"}
+# Voxel -> scanner mm with x and y running left and posterior, as many MSD and AMOS headers do: the canonical (RAS+)
+# array is the stored one flipped along its first two axes.
+DECATHLON_AFFINE = np.array([[-0.8, 0, 0, 6.0], [0, -0.8, 0, 6.0], [0, 0, 2.5, -10.0], [0, 0, 0, 1]])
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # the 187-331 byte `._*` companions of macOS tar
+
+
+def _nifti_gz(array: np.ndarray, affine: np.ndarray = DECATHLON_AFFINE) -> bytes:
+    import gzip
+
+    import nibabel as nib
+
+    return gzip.compress(nib.Nifti1Image(array, affine).to_bytes(), mtime=0)
+
+
+def _case_volumes(rng: np.random.Generator, shape: tuple[int, int, int], n_classes: int, modality: str,
+                  n_channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """An image (int16 HU for CT; float32 MR, (X, Y, Z, C) when multi-channel, channel c offset by 1000 * c) and
+    its uint8 label map: one 3x3x3 box per class in its own randomly chosen 4x4 in-plane cell, so boxes never
+    overlap and every class occurs in every case."""
+    labels = np.zeros(shape, np.uint8)
+    cells = rng.permutation((shape[0] // 4) * (shape[1] // 4))[:n_classes]
+    for value, cell in enumerate(cells, start=1):
+        x, y = 4 * (cell // (shape[1] // 4)), 4 * (cell % (shape[1] // 4))
+        z = rng.integers(0, shape[2] - 2)
+        labels[x:x + 3, y:y + 3, z:z + 3] = value
+    if modality == "ct":
+        image = np.full(shape, -1000, np.int16)
+        image[2:-2, 2:-2, :] = 40 + rng.integers(-10, 10, size=(shape[0] - 4, shape[1] - 4, shape[2]))
+        image[labels > 0] = (60 + 40 * labels[labels > 0]).astype(np.int16)
+        return image, labels
+    base = rng.normal(200, 20, size=shape) + 150.0 * labels
+    image = np.stack([base + 1000.0 * c for c in range(n_channels)], axis=-1) if n_channels > 1 else base
+    return image.astype(np.float32), labels
+
+
+def make_decathlon(folder: Path, dataset: str = "msd_spleen", n_train: int = 10, n_test: int = 2,
+                   shape: tuple[int, int, int] = (16, 16, 8), seed: int = 0) -> dict:
+    """Task<nn>_<Name>.tar as the MSD mirror delivers it (an uncompressed tar): Task<nn>_<Name>/dataset.json
+    (name, description, reference, licence, release, tensorImageSize, modality, labels, numTraining, numTest, a
+    "training" list of {"image": "./imagesTr/<case>.nii.gz", "label": "./labelsTr/<case>.nii.gz"} in no particular
+    order and a "test" list of "./imagesTs/<case>.nii.gz"), imagesTr/, labelsTr/, imagesTs/, plus the macOS
+    AppleDouble companions of the real tars (`._Task09_Spleen`, `Task09_Spleen/._imagesTr`,
+    `imagesTr/._<case>.nii.gz`). The registry entry supplies the class and channel names; multi-channel tasks get
+    (X, Y, Z, C) images. Returns the tar by name (path, sha256, md5), the training cases in dataset.json order and
+    each case's stored image and label arrays.
+    """
+    import io
+    import json
+    import tarfile
+
+    entry = get_dataset(dataset)
+    spec = entry["labels"]
+    task = spec["folder"]
+    rng = np.random.default_rng(seed)
+    numbers = rng.choice(np.arange(1, 300), size=n_train + n_test, replace=False)
+    cases = [MSD_CASE_NAMES[task].format(int(n)) for n in numbers]
+    train, test = cases[:n_train], cases[n_train:]
+    members: dict[str, bytes] = {"._" + task: APPLE_DOUBLE, f"{task}/._imagesTr": APPLE_DOUBLE}
+    images, labels = {}, {}
+    for case in cases:
+        images[case], labels[case] = _case_volumes(rng, shape, len(spec["classes"]), entry["modality"],
+                                                   len(spec["channels"]))
+        members[f"{task}/imagesTr/{case}.nii.gz" if case in train else f"{task}/imagesTs/{case}.nii.gz"] = \
+            _nifti_gz(images[case])
+        if case in train:
+            members[f"{task}/labelsTr/{case}.nii.gz"] = _nifti_gz(labels[case])
+            members[f"{task}/imagesTr/._{case}.nii.gz"] = APPLE_DOUBLE
+    document = {
+        "name": task.split("_", 1)[1], "description": f"{task.split('_', 1)[1]} segmentation",
+        "reference": "medprobe test fake", "licence": "CC-BY-SA 4.0", "release": "1.0 04/05/2018",
+        "tensorImageSize": "4D" if len(spec["channels"]) > 1 else "3D",
+        "modality": {str(i): name for i, name in enumerate(spec["channels"])},
+        "labels": {str(i): name for i, name in enumerate(["background", *spec["classes"]])},
+        "numTraining": n_train, "numTest": n_test,
+        "training": [{"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"} for case in train],
+        "test": [f"./imagesTs/{case}.nii.gz" for case in test],
+    }
+    members[f"{task}/dataset.json"] = json.dumps(document, indent=1).encode()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task}.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for directory in (task, f"{task}/imagesTr", f"{task}/labelsTr", f"{task}/imagesTs"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1_525_000_000
+            tar.addfile(info)
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_525_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return {"files": {path.name: _file_record(path)}, "folder": task, "train": train, "test": test,
+            "images": images, "labels": labels}
+
+
+def make_amos(folder: Path, ct_train: int = 6, mri_train: int = 3, ct_val: int = 3, mri_val: int = 1,
+              n_test: int = 2, shape: tuple[int, int, int] = (16, 16, 8), seed: int = 0) -> dict:
+    """amos22.zip as Zenodo record 7155725 delivers it: amos22/dataset.json ("labels" with the 15 organs, "arota"
+    as published, and {"image", "label"} lists "training" (./imagesTr, ./labelsTr) and "validation" (./imagesVa,
+    ./labelsVa)), imagesTr/, labelsTr/, imagesVa/, labelsVa/ and unlabelled imagesTs/, files amos_<nnnn>.nii.gz;
+    case numbers below 500 are CT (int16 HU), from 500 on MRI (float32). Returns the zip by name (path, sha256, md5)
+    and the case ids of each section and modality.
+    """
+    import json
+    import zipfile
+
+    classes = get_dataset("amos22")["labels"]["classes"]
+    rng = np.random.default_rng(seed)
+    ct = [f"amos_{n:04d}" for n in rng.choice(np.arange(1, 500), size=ct_train + ct_val + n_test, replace=False)]
+    mri = [f"amos_{n:04d}" for n in rng.choice(np.arange(500, 600), size=mri_train + mri_val, replace=False)]
+    sections = {"training": ct[:ct_train] + mri[:mri_train],
+                "validation": ct[ct_train:ct_train + ct_val] + mri[mri_train:]}
+    test = ct[ct_train + ct_val:]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "amos22.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for directory in ("", "imagesTr/", "labelsTr/", "imagesVa/", "labelsVa/", "imagesTs/"):
+            zf.writestr(f"amos22/{directory}", b"")
+        for section, suffix in (("training", "Tr"), ("validation", "Va")):
+            for case in sections[section]:
+                image, labels = _case_volumes(rng, shape, len(classes), "mri" if case in mri else "ct")
+                zf.writestr(f"amos22/images{suffix}/{case}.nii.gz", _nifti_gz(image))
+                zf.writestr(f"amos22/labels{suffix}/{case}.nii.gz", _nifti_gz(labels))
+        for case in test:
+            zf.writestr(f"amos22/imagesTs/{case}.nii.gz", _nifti_gz(_case_volumes(rng, shape, len(classes), "ct")[0]))
+        document = {
+            "name": "AMOS", "description": "AMOS: A Large-Scale Abdominal Multi-Organ Benchmark",
+            "tensorImageSize": "3D", "reference": "medprobe test fake", "licence": "CC-BY-SA 4.0",
+            "release": "1.0 01/05/2022", "modality": {"0": "CT"},
+            "labels": {str(i): name for i, name in enumerate(["background", *classes])},
+            "numTraining": len(sections["training"]), "numValidation": len(sections["validation"]),
+            "numTest": len(test),
+            **{section: [{"image": f"./images{suffix}/{case}.nii.gz", "label": f"./labels{suffix}/{case}.nii.gz"}
+                         for case in sections[section]]
+               for section, suffix in (("training", "Tr"), ("validation", "Va"))},
+            "test": [{"image": f"./imagesTs/{case}.nii.gz"} for case in test],
+        }
+        zf.writestr("amos22/dataset.json", json.dumps(document, indent=4))
+    return {"files": {path.name: _file_record(path)}, "training": sections["training"],
+            "validation": sections["validation"], "test": test, "ct": ct, "mri": mri}
+
+# ---- end Medical Segmentation Decathlon, AMOS22 -----------------------------------------------------------------
+
+
+# ---- CT-RATE, BTCV (local folders) ------------------------------------------------------------------------------
+
+# The 43 columns of CT-RATE's dataset/metadata/{train,validation}_metadata.csv, in file order (as printed from the
+# real validation_metadata.csv in public download scripts), and that file's first row for the non-geometry fields.
+CT_RATE_METADATA_HEADER = (
+    "VolumeName,Manufacturer,SeriesDescription,ManufacturerModelName,PatientSex,PatientAge,ReconstructionDiameter,"
+    "DistanceSourceToDetector,DistanceSourceToPatient,GantryDetectorTilt,TableHeight,RotationDirection,ExposureTime,"
+    "XRayTubeCurrent,Exposure,FilterType,GeneratorPower,FocalSpots,ConvolutionKernel,PatientPosition,RevolutionTime,"
+    "SingleCollimationWidth,TotalCollimationWidth,TableSpeed,TableFeedPerRotation,SpiralPitchFactor,"
+    "DataCollectionCenterPatient,ReconstructionTargetCenterPatient,ExposureModulationType,CTDIvol,"
+    "ImagePositionPatient,ImageOrientationPatient,SliceLocation,SamplesPerPixel,PhotometricInterpretation,Rows,"
+    "Columns,XYSpacing,RescaleIntercept,RescaleSlope,RescaleType,NumberofSlices,ZSpacing,StudyDate").split(",")
+CT_RATE_METADATA_ROW = {"Manufacturer": "Philips", "SeriesDescription": "HRCT", "ManufacturerModelName": "iCT 256",
+                        "PatientSex": "M", "PatientAge": "036Y", "ReconstructionDiameter": "350",
+                        "GantryDetectorTilt": "0", "TableHeight": "71", "RotationDirection": "CW",
+                        "ExposureTime": "622", "XRayTubeCurrent": "186", "Exposure": "116", "FilterType": "YA",
+                        "ConvolutionKernel": "YA", "PatientPosition": "HFS", "ExposureModulationType": "Z DOM",
+                        "CTDIvol": "7.830488795", "SamplesPerPixel": "1", "PhotometricInterpretation": "MONOCHROME2",
+                        "StudyDate": "20210427"}
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _gz_bytes(image) -> bytes:
+    import gzip
+
+    return gzip.compress(image.to_bytes(), mtime=0)
+
+
+def _ct_rate_geometry(index: int) -> dict:
+    """Metadata geometry strings per volume: mostly axial, every fourth a sagittal acquisition, spacings varied."""
+    import json
+
+    orientation = [0, 1, 0, 0, 0, -1] if index % 4 == 3 else [1, 0, 0, 0, 1, 0]
+    xy = 0.341796875 if index % 2 else 0.75
+    return {"ImagePositionPatient": f"[{-166 - index}, {9 + index}, {56.2998657 - index}]",
+            "ImageOrientationPatient": json.dumps(orientation).replace(",", ", "),
+            "XYSpacing": f"[{xy}, {xy}]", "ZSpacing": "1.5" if index % 3 else "1.25"}
+
+
+def make_ct_rate(folder: Path, train_patients: int = 12, valid_patients: int = 3,
+                 releases: tuple[str, ...] = ("fixed", "original"), seed: int = 0) -> dict:
+    """What `hf download ibrahimhamamci/CT-RATE --repo-type dataset --local-dir <folder>` leaves: dataset/
+    multi_abnormality_labels/{train,valid}_predicted_labels.csv (VolumeName with .nii.gz, then the 18 abnormality
+    columns as 0/1), dataset/metadata/{train,validation}_metadata.csv (the real 43 columns) and the volumes of each
+    release: dataset/<split>_fixed/... int16 HU with the geometry the publisher's fix script writes (LPS spacing,
+    origin and direction as a RAS affine), dataset/<split>/... the first release: float32 stored values,
+    HU = RescaleSlope * value + RescaleIntercept, under a blank header (no affine, or identity, alternately).
+    Patients are numbered 1..n (so train_10 sorts after train_9, not after train_1); patient p has scan a (and b
+    when p % 3 == 0), each with reconstruction 1 (and 2 when p is even). A volume (X, Y, Z) is air (-1000) around
+    a 40 HU body holding a 700 HU marker near one corner, so orientation errors show.
+    Returns the root and, per volume stem: official split, patient, labels, HU array in file voxel order, the RAS
+    affine, ImageOrientationPatient, slope and intercept, and its file per release.
+    """
+    import json
+
+    import nibabel as nib
+    import pandas as pd
+
+    from medprobe.datasets.entries.volumes_local import CT_RATE_ABNORMALITIES
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    volumes, index = {}, 0
+    for official, n_patients in (("train", train_patients), ("valid", valid_patients)):
+        rows, meta_rows = [], []
+        for patient in range(1, n_patients + 1):
+            for scan in "ab"[:1 + (patient % 3 == 0)]:
+                for reconstruction in range(1, 2 + (patient % 2 == 0)):
+                    stem = f"{official}_{patient}_{scan}_{reconstruction}"
+                    shape = (10 + index % 3, 8 + index % 4, 3 + index % 2)
+                    hu = np.full(shape, -1000, np.int16)
+                    hu[1:-1, 1:-1, :] = 40
+                    hu[1:3, 1:2, :] = 700
+                    slope, intercept = (2.0, -2048.0) if index % 5 == 4 else (1.0, -1024.0)
+                    geometry = _ct_rate_geometry(index)
+                    orientation = np.array(json.loads(geometry["ImageOrientationPatient"]), float).reshape(2, 3)
+                    xy, z = json.loads(geometry["XYSpacing"])[0], float(geometry["ZSpacing"])
+                    lps = np.eye(4)
+                    lps[:3, :3] = np.column_stack([*orientation, np.cross(*orientation)]) * np.array([xy, xy, z])
+                    lps[:3, 3] = json.loads(geometry["ImagePositionPatient"])
+                    affine = LPS_TO_RAS @ lps
+                    labels = rng.integers(0, 2, size=len(CT_RATE_ABNORMALITIES))
+                    sub = f"{official}_{patient}/{official}_{patient}_{scan}/{stem}.nii.gz"
+                    files = {}
+                    if "fixed" in releases:
+                        fixed = nib.Nifti1Image(hu, affine)
+                        fixed.set_qform(affine, code=1)
+                        fixed.set_sform(affine, code=1)
+                        files["fixed"] = f"dataset/{official}_fixed/{sub}"
+                    if "original" in releases:
+                        stored = ((hu.astype(np.float32) - np.float32(intercept)) / np.float32(slope))
+                        original = nib.Nifti1Image(stored, None if index % 2 else np.eye(4))
+                        files["original"] = f"dataset/{official}/{sub}"
+                    for release, relative in files.items():
+                        path = folder / relative
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(_gz_bytes(fixed if release == "fixed" else original))
+                    rows.append([f"{stem}.nii.gz", *map(str, labels)])
+                    meta_rows.append({**CT_RATE_METADATA_ROW, **geometry, "VolumeName": f"{stem}.nii.gz",
+                                      "Rows": str(shape[1]), "Columns": str(shape[0]), "NumberofSlices": str(shape[2]),
+                                      "RescaleSlope": f"{slope:g}", "RescaleIntercept": f"{intercept:g}"})
+                    volumes[stem] = {"split": official, "patient": f"{official}_{patient}", "labels": labels.tolist(),
+                                     "hu": hu, "affine": affine, "orientation": orientation.reshape(-1).tolist(),
+                                     "slope": slope, "intercept": intercept, "files": files}
+                    index += 1
+        tables = folder / "dataset" / "multi_abnormality_labels"
+        tables.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows, columns=["VolumeName", *CT_RATE_ABNORMALITIES]).to_csv(
+            tables / f"{official}_predicted_labels.csv", index=False)
+        metadata = folder / "dataset" / "metadata"
+        metadata.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(meta_rows, columns=CT_RATE_METADATA_HEADER).to_csv(
+            metadata / f"{'validation' if official == 'valid' else official}_metadata.csv", index=False)
+    return {"root": folder, "volumes": volumes}
+
+
+# BTCV organ HU values (label 1..13), chosen so every organ lands on its own grey level in the wide window.
+BTCV_HU = [100, 150, 160, 20, 30, 60, 10, 250, 200, 180, 45, 5, -5]
+BTCV_AFFINE = np.array([[-0.8, 0, 0, 170.0], [0, -0.8, 0, 190.0], [0, 0, 2.5, -300.0], [0, 0, 0, 1]])
+
+
+def make_btcv(folder: Path, shape: tuple[int, int, int] = (16, 16, 3), testing: int = 2, seed: int = 0) -> dict:
+    """Abdomen/RawData.zip unpacked: RawData/Training/img/img<nnnn>.nii.gz (int16 HU) and RawData/Training/label/
+    label<nnnn>.nii.gz (uint8, 0..13) for the 30 training cases (0001-0010, 0021-0040) on one LPS-like grid, plus
+    `testing` unlabelled RawData/Testing/img volumes from 0061. Organ k is a 3x3 box (HU BTCV_HU[k-1]) in its own
+    4x4 cell over a random run of slices, absent from a case now and then; the rest is 0 HU body and -1000 HU air.
+    Returns the root and, per case id, its image, labels (file voxel order) and voxel count per label value.
+    """
+    import nibabel as nib
+
+    from medprobe.datasets.entries.volumes_local import BTCV_CASES
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    for sub in ("RawData/Training/img", "RawData/Training/label", "RawData/Testing/img"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    cases = {}
+    for number in [*BTCV_CASES, *range(61, 61 + testing)]:
+        labels = np.zeros(shape, np.uint8)
+        for value in range(1, 14):
+            if rng.random() < 0.15:
+                continue
+            x, y = 4 * ((value - 1) // 4), 4 * ((value - 1) % 4)
+            start = int(rng.integers(0, shape[2]))
+            labels[x:x + 3, y:y + 3, start:start + int(rng.integers(1, shape[2] + 1))] = value
+        image = np.full(shape, -1000, np.int16)
+        image[:, 1:-1, :] = 0
+        for value in range(1, 14):
+            image[labels == value] = BTCV_HU[value - 1]
+        if number > 40:
+            (folder / f"RawData/Testing/img/img{number:04d}.nii.gz").write_bytes(
+                _gz_bytes(nib.Nifti1Image(image, BTCV_AFFINE)))
+            continue
+        (folder / f"RawData/Training/img/img{number:04d}.nii.gz").write_bytes(
+            _gz_bytes(nib.Nifti1Image(image, BTCV_AFFINE)))
+        (folder / f"RawData/Training/label/label{number:04d}.nii.gz").write_bytes(
+            _gz_bytes(nib.Nifti1Image(labels, BTCV_AFFINE)))
+        cases[f"img{number:04d}"] = {"image": image, "labels": labels,
+                                     "counts": np.bincount(labels.reshape(-1), minlength=14)}
+    return {"root": folder, "cases": cases}
+
+# ---- end CT-RATE, BTCV ------------------------------------------------------------------------------------------

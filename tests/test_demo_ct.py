@@ -211,7 +211,7 @@ def test_lesion_only_in_positive_cases_and_inside_the_liver(cases):
             assert not lesion.any(), row.case_id
             assert smoothed[liver_core].min() > 15, row.case_id  # no hypodense region in the liver
             continue
-        assert 4 / 3 * np.pi * 4**3 / 1000 <= lesion.sum() * voxel_ml <= 4 / 3 * np.pi * 11**3 / 1000
+        assert 4 / 3 * np.pi * 5**3 / 1000 <= lesion.sum() * voxel_ml <= 4 / 3 * np.pi * 11**3 / 1000
         assert ndimage.label(lesion)[1] == 1
         rim = ndimage.binary_dilation(lesion, np.ones((3, 3, 3))) & ~lesion
         assert np.all(liver[rim]), row.case_id  # wholly surrounded by liver

@@ -52,7 +52,7 @@ def test_volumes_become_slice_stacks(demo_ct, tmp_path):
     base, options = demo_ct
     spec, items = run(base, options, tmp_path / "out")
     labels = pd.read_csv(base / "raw" / "labels.csv", dtype=str)
-    assert len(items) == len(labels) and spec["slice_axis"] == "axial" and spec["intensity"]["window"] == "wide"
+    assert len(items) == len(labels) and spec["slice_axis"] == "axial" and spec["intensity"]["window"] == "soft_tissue"
     assert any(not path.endswith(".nii.gz") for path in items["source_file"])  # DICOM series folders too
     for split in ("train", "val", "test"):
         part = items[items["split"] == split].sort_values("row")

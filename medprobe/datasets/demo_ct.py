@@ -37,7 +37,7 @@ IN_PLANE_VOXELS = 64
 SLICES = (24, 32)  # inclusive
 IN_PLANE_SPACING_MM = (1.4, 1.8)
 SLICE_SPACING_MM = (2.5, 3.5)
-LESION_RADIUS_MM = (5.0, 10.0)
+LESION_RADIUS_MM = (6.0, 10.0)
 # How each case is stored, by case index: mostly RAS NIfTI, some LPS, one permuted (sagittal-like PIR), and one
 # in six a DICOM series. The DICOM case's label map is a NIfTI on the series' own voxel grid, which is LPS.
 STORAGE_CYCLE = ("RAS", "RAS", "LPS", "RAS", "PIR", "dicom", "RAS", "RAS", "LPS", "RAS", "RAS", "dicom")

@@ -17,10 +17,10 @@ Keys of an entry:
 
 from __future__ import annotations
 
-from medprobe.datasets.entries import chest_xray, demo, endoscopy, medmnist, mri
+from medprobe.datasets.entries import chest_xray, demo, endoscopy, medmnist, mri, segmentation, volumes_local
 from medprobe.registry import lookup
 
-FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy)
+FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy, segmentation, volumes_local)
 DATASETS: dict[str, dict] = {}
 for _family in FAMILIES:
     _clash = set(DATASETS) & set(_family.ENTRIES)

@@ -1,6 +1,7 @@
 """Montgomery County chest X-ray set (NLM): <image_dir>/MCUCXR_<nnnn>_<d>.png, where the digit d is the TB
 reading (1 = abnormal), with one manual lung mask per lung under the same file name in <left_mask_dir> and
 <right_mask_dir> (binary PNGs the size of the radiograph). One radiograph per patient, so the patient is the image.
+The two masks become one label map, 1 = left lung and 2 = right lung, the order of the entry's "lungs" labels.
 
 The radiographs hold 12-bit grey levels (NLM readme). Read by their 16-bit container depth they would fill only the
 bottom sixteenth of [0, 1], so 16-bit files are windowed like a DICOM image without VOI tags (the preprocess
@@ -18,9 +19,11 @@ import pandas as pd
 from PIL import Image as PILImage, UnidentifiedImageError
 
 from medprobe.datasets.adapters import label_column, per_file_images, require_files
+from medprobe.datasets.adapters.image_table import read_mask
 from medprobe.io.images import Image, ImageReadError, read_raster_image, window
 
 NAME = re.compile(r"MCUCXR_\d{4}_([01])\.png")
+LEFT_LUNG, RIGHT_LUNG = 1, 2
 
 
 def expected_layout(spec: dict) -> str:
@@ -82,3 +85,33 @@ def read_radiograph(path: Path, voi_fallback: str, percentiles: tuple[float, flo
     if pixel_spacing:
         meta["pixel_spacing"] = list(pixel_spacing)
     return Image(pixels, meta)
+
+
+def iter_masks(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
+    """(index, uint8 lung label map | ImageReadError) for every row, in order."""
+    for index, row in items.iterrows():
+        try:
+            yield index, lung_labels(root / row["source_file"], root / row["mask_file"], root / row["mask_right_file"])
+        except ImageReadError as err:
+            yield index, err
+
+
+def lung_labels(image_path: Path, left_path: Path, right_path: Path) -> np.ndarray:
+    """Both lung masks as one (rows, cols) label map on the radiograph's pixel grid; a pixel in both is an error."""
+    try:
+        with PILImage.open(image_path) as opened:
+            cols, rows = opened.size
+    except FileNotFoundError:
+        raise ImageReadError(image_path, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(image_path, f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    left, right = read_mask(left_path) > 0, read_mask(right_path) > 0
+    for path, mask in ((left_path, left), (right_path, right)):
+        if mask.shape != (rows, cols):
+            raise ImageReadError(path, f"lung mask is {mask.shape[0]}x{mask.shape[1]} (rows x cols), its radiograph "
+                                       f"{image_path} is {rows}x{cols}")
+    both = left & right
+    if both.any():
+        raise ImageReadError(left_path, f"{int(both.sum())} pixel(s) are marked in both this left-lung mask and the "
+                                        f"right-lung mask {right_path}")
+    return np.where(left, LEFT_LUNG, np.where(right, RIGHT_LUNG, 0)).astype(np.uint8)

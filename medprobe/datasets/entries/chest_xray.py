@@ -87,14 +87,15 @@ ENTRIES["montgomery"] = {
          "sha256": "54601e952315d8f67383e9202a6e145997ade429f54f7e0af44b4e158714f424", "extract": True},
     ]},
     # MontgomerySet/CXR_png/MCUCXR_<nnnn>_<0|1>.png: the last digit is the TB reading (1 = abnormal). Each lung has
-    # its own binary mask of the same name: mask_file is the left lung, mask_right_file the right one (the
-    # segmentation stage takes their union for a lung-field mask, or both as two classes).
+    # its own binary mask of the same name: mask_file is the left lung, mask_right_file the right one; the adapter
+    # joins them into one label map, 1 = left lung and 2 = right lung (the order of the "lungs" task's labels).
     "labels": {"image_dir": "MontgomerySet/CXR_png", "left_mask_dir": "MontgomerySet/ManualMask/leftMask",
                "right_mask_dir": "MontgomerySet/ManualMask/rightMask", "label": "tb",
                "pixel_spacing_mm": [0.0875, 0.0875]},
     # One radiograph per patient, so the patient is the image; 70/15/15 seeded and stratified by the TB reading.
     "split": {"policy": "random", "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}},
-    "tasks": {"tb": {"type": "binary", "labels": ["tb"]}},
+    "tasks": {"tb": {"type": "binary", "labels": ["tb"]},
+              "lungs": {"type": "segmentation", "labels": ["left_lung", "right_lung"]}},
     "preprocess": {},  # 16-bit files are windowed by the config's voi_fallback / percentiles (see the adapter)
     "size": "about 600 MB (one zip)",
     "license": "NLM terms (NLM-MontgomeryCXRSet-ReadMe.pdf): research use, do not share outside your research "
