@@ -62,3 +62,32 @@ def require_files(root: Path, relative: list[str], expected_layout: str) -> None
     missing = [name for name in relative if not (root / name).exists()]
     if missing:
         raise LayoutError(f"{root}: missing {', '.join(missing)}. Expected layout:\n{expected_layout}")
+
+
+def read_table_items(root: Path, entry: dict, options: dict) -> pd.DataFrame:
+    """read_items for layouts listed in one CSV: id, patient, image path, optional mask path and 0/1 labels.
+
+    The entry's `labels` names the columns: file, id_column, patient_column, image_column, mask_column
+    (optional) and binary_columns (label -> column).
+    """
+    spec = entry["labels"]
+    table_path = root / spec["file"]
+    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+    binary = spec.get("binary_columns", {})
+    required = [spec["id_column"], spec["patient_column"], spec["image_column"], *binary.values()]
+    if spec.get("mask_column"):
+        required.append(spec["mask_column"])
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ValueError(f"{table_path}: missing column(s) {missing}; found {list(table.columns)}")
+    items = pd.DataFrame({"item_id": table[spec["id_column"]], "patient_id": table[spec["patient_column"]],
+                          "source_file": table[spec["image_column"]], "split": ""})
+    if spec.get("mask_column"):
+        items["mask_file"] = table[spec["mask_column"]]
+    for label, column in binary.items():
+        bad = table.index[~table[column].isin(["0", "1"])].tolist()
+        if bad:
+            raise ValueError(f"{table_path}: column '{column}' must be 0/1; rows {bad[:5]} are not")
+        items[label_column(label)] = table[column].astype("int8")
+    return items
+

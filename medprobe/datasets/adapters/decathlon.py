@@ -26,7 +26,8 @@ import pandas as pd
 from nibabel.filebasedimages import ImageFileError
 
 from medprobe.io.images import ImageReadError
-from medprobe.io.volumes import Volume, VolumeReadError, canonical_volume, read_nifti, read_nifti_labels
+from medprobe.datasets.adapters.volume_table import iter_masks  # noqa: F401  (same label-map files)
+from medprobe.io.volumes import Volume, VolumeReadError, canonical_volume, read_nifti
 
 DATASET_JSON = "dataset.json"
 CASE_NUMBER = re.compile(r"(\d+)$")
@@ -68,15 +69,6 @@ def iter_volumes(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
         path = root / row["source_file"]
         try:
             yield index, read_channel(path, int(row["channel"]), channels) if "channel" in row else read_nifti(path)
-        except ImageReadError as err:
-            yield index, err
-
-
-def iter_masks(root: Path, items: pd.DataFrame, entry: dict, settings: dict):
-    """(index, canonical uint8 label volume | ImageReadError) for every row, in order."""
-    for index, mask_file in items["mask_file"].items():
-        try:
-            yield index, read_nifti_labels(root / mask_file).data
         except ImageReadError as err:
             yield index, err
 

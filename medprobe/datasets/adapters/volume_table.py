@@ -10,33 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from medprobe.datasets.adapters import label_column
+from medprobe.datasets.adapters import read_table_items
 from medprobe.io.dicom_series import read_dicom_series
 from medprobe.io.images import ImageReadError
 from medprobe.io.volumes import read_nifti, read_nifti_labels
 
 
-def read_items(root: Path, entry: dict, options: dict) -> pd.DataFrame:
-    spec = entry["labels"]
-    table_path = root / spec["file"]
-    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
-    binary = spec.get("binary_columns", {})
-    required = [spec["id_column"], spec["patient_column"], spec["image_column"], *binary.values()]
-    if spec.get("label_map_column"):
-        required.append(spec["label_map_column"])
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise ValueError(f"{table_path}: missing column(s) {missing}; found {list(table.columns)}")
-    items = pd.DataFrame({"item_id": table[spec["id_column"]], "patient_id": table[spec["patient_column"]],
-                          "source_file": table[spec["image_column"]], "split": ""})
-    if spec.get("label_map_column"):
-        items["mask_file"] = table[spec["label_map_column"]]
-    for label, column in binary.items():
-        bad = table.index[~table[column].isin(["0", "1"])].tolist()
-        if bad:
-            raise ValueError(f"{table_path}: column '{column}' must be 0/1; rows {bad[:5]} are not")
-        items[label_column(label)] = table[column].astype("int8")
-    return items
+read_items = read_table_items
 
 
 def iter_volumes(root: Path, items: pd.DataFrame, entry: dict, settings: dict):

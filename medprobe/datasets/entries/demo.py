@@ -54,7 +54,7 @@ ENTRIES = {
             "id_column": "case_id",
             "patient_column": "patient_id",
             "image_column": "image",
-            "label_map_column": "label",
+            "mask_column": "label",
             "binary_columns": {demo_ct.LESION: demo_ct.LESION, demo_ct.CONTROL: demo_ct.CONTROL},
         },
         "split": {"policy": "table", "file": "split.csv", "patient_column": "patient_id", "split_column": "split"},
