@@ -15,6 +15,8 @@ import pandas as pd
 import yaml
 
 from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake
+from medprobe.datasets.registry import get_dataset
+from medprobe.probes.registry import get_probe
 
 TINY = ["--configfile", "config/tiny.yaml"]
 COLUMNS = ["dataset", "task", "control", "backbone", "resolution", "probe", "seed", "metric", "value",
@@ -89,9 +91,22 @@ def test_lint_and_default_dry_run(workflow_dir):
     assert "Congratulations" in lint.stdout + lint.stderr
     jobs = planned_jobs(snakemake(workflow_dir, "-n"))
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    n_extract = len(config["backbones"]) * len(config["resolutions"])
+    n_extract = n_probe = n_segment = 0
+    for name, options in config["datasets"].items():
+        entry = get_dataset(options.get("base", name))
+        grid = len(config["backbones"]) * len(options.get("resolutions", config["resolutions"]))
+        kinds = {task["type"] == "segmentation" for task in entry["tasks"].values()}
+        for probe in config["probes"]:
+            spec = get_probe(probe)
+            if entry["dimensionality"] in spec["dims"] and (spec["kind"] == "segmentation") in kinds:
+                if spec["kind"] == "segmentation":
+                    n_segment += grid * len(config["seeds"])
+                else:
+                    n_probe += grid * len(config["seeds"])
+        n_extract += grid if False in kinds else 0
     assert jobs["extract_features"] == n_extract
-    assert jobs["probe"] == jobs["evaluate"] == n_extract * len(config["probes"]) * len(config["seeds"])
+    assert jobs["probe"] == jobs["evaluate"] == n_probe
+    assert jobs["segment"] == jobs["evaluate_segmentation"] == n_segment  # every default backbone has patch tokens
 
 
 def test_snakefmt_clean():

@@ -173,7 +173,11 @@ def select_and_predict_knn(
         n_classes = int(max(np.max(train_y), np.max(val_y))) + 1
     reference_targets, reference_known = _reference_targets(train_y, task_type, n_classes)
     reference = _l2_normalised(train_x)
-    _check_k(ks[-1], len(reference))
+    # A k larger than the training set (small volume sets) is not a candidate; it is recorded, not fatal.
+    skipped = [k for k in ks if k > len(reference)]
+    ks = [k for k in ks if k <= len(reference)]
+    if not ks:
+        raise ValueError(f"every candidate k {skipped} exceeds the {len(reference)} training items")
     similarities, indices = _top_k_neighbours(reference, _l2_normalised(val_x), ks[-1])
     val_scores = (
         _vote(similarities[:, :k], indices[:, :k], reference_targets, temperature, reference_known) for k in ks
@@ -192,4 +196,6 @@ def select_and_predict_knn(
         n_classes=n_classes,
     )
     info = {"k": chosen_k, "ks": ks, "val_auroc": val_auroc, "temperature": float(temperature), "seed": int(seed)}
+    if skipped:
+        info["ks_skipped_larger_than_train"] = skipped
     return test_scores, info

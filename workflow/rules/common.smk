@@ -117,7 +117,11 @@ def download_options(wildcards):
     """What the download depends on: changing a dataset's preprocess overrides, split seed or resolutions
     must not fetch it again."""
     options = config["datasets"][wildcards.dataset]
-    return {k: v for k, v in options.items() if k not in ("preprocess", "split_seed", "resolutions")}
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in ("preprocess", "split_seed", "resolutions")
+    }
 
 
 def preprocess_options(wildcards):
