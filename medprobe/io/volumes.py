@@ -148,8 +148,8 @@ def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path, original
     return path
 
 
-def _load_3d(path: Path) -> tuple[nib.spatialimages.SpatialImage, dict]:
-    """The image (trailing singleton axes dropped) and a description of the file for meta."""
+def open_nifti(path: Path) -> tuple[nib.spatialimages.SpatialImage, dict]:
+    """A NIfTI-1/2 image (voxels not yet read) and a description of the file for meta; VolumeReadError otherwise."""
     if not path.is_file():
         raise VolumeReadError(path, "file not found")
     try:
@@ -158,8 +158,6 @@ def _load_3d(path: Path) -> tuple[nib.spatialimages.SpatialImage, dict]:
         raise VolumeReadError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise VolumeReadError(path, f"is a {type(img).__name__}, not a NIfTI-1/2 image")
-    if len(img.shape) < 3 or any(n != 1 for n in img.shape[3:]):
-        raise VolumeReadError(path, f"has shape {img.shape}; expected a 3-D volume (X, Y, Z)")
     meta = {
         "source": str(path),
         "source_format": type(img).__name__.removesuffix("Image").lower(),
@@ -167,6 +165,14 @@ def _load_3d(path: Path) -> tuple[nib.spatialimages.SpatialImage, dict]:
         "scl_slope": float(img.dataobj.slope),  # the proxy applies these; the loaded header no longer has them
         "scl_inter": float(img.dataobj.inter),
     }
+    return img, meta
+
+
+def _load_3d(path: Path) -> tuple[nib.spatialimages.SpatialImage, dict]:
+    """The image (trailing singleton axes dropped) and a description of the file for meta."""
+    img, meta = open_nifti(path)
+    if len(img.shape) < 3 or any(n != 1 for n in img.shape[3:]):
+        raise VolumeReadError(path, f"has shape {img.shape}; expected a 3-D volume (X, Y, Z)")
     if len(img.shape) > 3:
         try:
             img = type(img)(np.asanyarray(img.dataobj).reshape(img.shape[:3]), img.affine, img.header)

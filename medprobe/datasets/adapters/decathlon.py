@@ -20,14 +20,12 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
-from nibabel.filebasedimages import ImageFileError
 
 from medprobe.io.images import ImageReadError
 from medprobe.datasets.adapters.volume_table import iter_masks  # noqa: F401  (same label-map files)
-from medprobe.io.volumes import Volume, VolumeReadError, canonical_volume, read_nifti
+from medprobe.io.volumes import Volume, VolumeReadError, canonical_volume, open_nifti, read_nifti
 
 DATASET_JSON = "dataset.json"
 CASE_NUMBER = re.compile(r"(\d+)$")
@@ -78,14 +76,7 @@ def read_channel(path: Path, channel: int, names: list[str]) -> Volume:
 
     read_nifti refuses 4-D files on purpose (it must not guess a channel); here the entry names the channels.
     """
-    if not path.is_file():
-        raise VolumeReadError(path, "file not found")
-    try:
-        img = nib.load(path)
-    except (ImageFileError, OSError, ValueError, EOFError) as exc:
-        raise VolumeReadError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise VolumeReadError(path, f"is a {type(img).__name__}, not a NIfTI-1/2 image")
+    img, meta = open_nifti(path)
     if len(img.shape) != 4 or img.shape[3] != len(names):
         raise VolumeReadError(path, f"has shape {img.shape}; expected (X, Y, Z, {len(names)}) with channels "
                                     f"{', '.join(names)}")
@@ -93,9 +84,7 @@ def read_channel(path: Path, channel: int, names: list[str]) -> Volume:
         data = np.asanyarray(img.dataobj[..., channel])  # the proxy applies scl_slope/inter
     except (OSError, ValueError, EOFError) as exc:
         raise VolumeReadError(path, f"voxel data unreadable ({type(exc).__name__}: {exc})") from exc
-    meta = {"source": str(path), "source_format": type(img).__name__.removesuffix("Image").lower(),
-            "data_dtype": img.get_data_dtype().name, "scl_slope": float(img.dataobj.slope),
-            "scl_inter": float(img.dataobj.inter), "channel": channel, "channel_name": names[channel]}
+    meta |= {"channel": channel, "channel_name": names[channel]}
     return canonical_volume(type(img)(data, img.affine, img.header), path, meta)
 
 
