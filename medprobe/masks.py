@@ -32,6 +32,23 @@ def segmentation_task(tasks: dict) -> tuple[str, dict]:
     return found[0]
 
 
+def labels_on_preprocessed_grid(labels: np.ndarray, row: pd.Series, spec: dict, source: Path) -> np.ndarray:
+    """A canonical label map -> the grid its image was resampled to (nearest neighbour).
+
+    The map lies on its image's canonical grid, so the image's recorded spacing fixes the resampling; the result
+    must have the image's resampled shape, or image and mask no longer share voxels.
+    """
+    from medprobe.io.volumes import Volume, resample
+
+    spacing = tuple(float(v) for v in row["spacing"].split("x"))
+    resampled = resample(Volume(labels, np.diag([*spacing, 1.0]), spacing, {}), spec["resample"]["spacing_mm"],
+                         labels=True)[0].data
+    if "x".join(map(str, resampled.shape)) != row["grid_shape"]:
+        raise ValueError(f"{source}: label map resampled to {resampled.shape}, its image to {row['grid_shape']}; "
+                         f"the label map is not on its image's grid ({labels.shape} voxels, image {row['shape']})")
+    return resampled
+
+
 def write_masks(dataset: str, entry: dict, root: str | Path, items_path: str | Path, spec: dict,
                 out_dir: str | Path) -> dict:
     """masks_<split>.npy for every split; returns per-split counts of labelled pixels per class."""
@@ -59,6 +76,8 @@ def write_masks(dataset: str, entry: dict, root: str | Path, items_path: str | P
                     raise ValueError(f"{root / row['mask_file']}: label {int(mask.max())} is outside task "
                                      f"'{task_name}' (classes 1..{n_classes - 1}: {task['labels']})")
                 if volumes:
+                    if spec.get("resample"):
+                        mask = labels_on_preprocessed_grid(mask, row, spec, root / row["mask_file"])
                     sliced = label_slices(mask, spec["slice_axis"], size, policy)
                     expected = row["slice_stop"] - row["slice_start"]
                     if len(sliced) != expected:

@@ -28,7 +28,7 @@ from medprobe.splits import SPLITS, apply_split_policy
 log = logging.getLogger(__name__)
 RESIZE_POLICIES = ("resize", "pad", "crop")
 META_KEYS = ("rows", "cols", "mode", "photometric", "bits_stored", "voi_source", "pixel_spacing", "shape", "spacing",
-             "original_axcodes", "n_nonfinite")
+             "grid_shape", "original_axcodes", "n_nonfinite", "base_mpp", "mpp_source", "level", "n_tiles")
 
 
 def to_square(image: np.ndarray, size: int, policy: str,
@@ -129,6 +129,10 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     items["status"], items["row"] = "ok", -1
     if entry["dimensionality"] == "3d":
         size, metas, volume_spec = _write_volume_slices(dataset, adapter, root, items, entry, settings, out_dir)
+    elif entry["dimensionality"] == "wsi":
+        from medprobe.wsi.preprocess import write_slide_tiles
+
+        size, metas, volume_spec = write_slide_tiles(dataset, root, items, settings, out_dir)
     else:
         size, metas = _write_images(dataset, adapter, root, items, entry, settings, out_dir)
         volume_spec = {}
@@ -144,7 +148,7 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
         "size": size,
         "native_size": settings["size"] == "native",
         "channels": channels,
-        "dtype": "uint8",
+        "dtype": "tile records" if entry["dimensionality"] == "wsi" else "uint8",
         "layout": "(items, channels, size, size)",
         **volume_spec,
         "value_range": [0, 255],
@@ -236,6 +240,7 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
     into the .npy, so memory holds one volume at a time. Each item records its rows [slice_start, slice_stop)
     and, as `row`, its position among the split's volumes.
     """
+    from medprobe.io.volumes import resample
     from medprobe.io.windowing import ct_window, mr_percentile_normalise
     from medprobe.slices import AXES, image_slices
 
@@ -255,6 +260,8 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
                     _skip_or_raise(items, index, loaded, settings["on_error"])
                     continue
                 volume = loaded
+                if settings.get("spacing"):
+                    volume, _ = resample(volume, settings["spacing"])
                 if settings["size"] == "native":  # the slices' own size, as for 2-D images
                     rows, cols = (n for i, n in enumerate(volume.data.shape) if i != AXES[axis])
                     if rows != cols or size not in ("native", rows):
@@ -272,8 +279,10 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
                 items.at[index, "slice_start"], items.at[index, "slice_stop"] = n_slices, n_slices + len(slices)
                 items.at[index, "row"] = n_volumes
                 n_volumes += 1
-                metas[index] = {"shape": "x".join(map(str, volume.data.shape)),
-                                "spacing": "x".join(f"{v:g}" for v in volume.spacing),
+                original = volume.meta.get("resample", {})
+                metas[index] = {"shape": "x".join(map(str, original.get("from_shape", volume.data.shape))),
+                                "spacing": "x".join(f"{v:g}" for v in original.get("from_spacing", volume.spacing)),
+                                "grid_shape": "x".join(map(str, volume.data.shape)),
                                 "original_axcodes": "".join(volume.meta["original_axcodes"]),
                                 "n_nonfinite": volume.meta["n_nonfinite"]}
                 n_slices += len(slices)
@@ -285,7 +294,12 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
             array.flush()
             del array
     progress.close()
-    return size, metas, {"slice_axis": axis, "intensity": {k: v for k, v in intensity.items() if k != "range"},
+    resampling = ({"spacing_mm": [float(v) for v in settings["spacing"]], "images": "linear", "labels": "nearest",
+                   "grid": "first voxel centre kept, extent rounded to whole voxels; predictions are mapped back to "
+                           "each label map's own grid (nearest) before scoring and writing"}
+                  if settings.get("spacing") else None)
+    return size, metas, {"slice_axis": axis, "resample": resampling,
+                         "intensity": {k: v for k, v in intensity.items() if k != "range"},
                          "layout": "(slices, 1, size, size); item rows [slice_start, slice_stop)"}
 
 

@@ -9,7 +9,7 @@ from medprobe.download import fetch_dataset
 from medprobe.io.images import ImageReadError
 from medprobe.preprocess import preprocess_dataset
 from medprobe.slices import image_slices, label_slices
-from medprobe.stages.probe import mean_over_slices
+from medprobe.stages.probe import mean_over_instances
 
 GLOBAL = {"size": 256, "resize_policy": "pad", "voi_fallback": "percentile", "percentiles": [0.5, 99.5],
           "on_error": "fail", "slice_axis": "axial", "ct_window": "wide"}
@@ -82,7 +82,38 @@ def test_unreadable_volume_is_named_or_skipped(demo_ct, tmp_path):
         victim.write_bytes(saved)
 
 
-def test_mean_over_slices_pools_each_volume():
+def test_mean_over_instances_pools_each_volume():
     features = np.arange(12, dtype=np.float32).reshape(6, 2)
     part = pd.DataFrame({"slice_start": [0, 2], "slice_stop": [2, 6]})
-    np.testing.assert_array_equal(mean_over_slices(features, part), [[1, 2], [7, 8]])
+    np.testing.assert_array_equal(mean_over_instances(features, part), [[1, 2], [7, 8]])
+
+
+@pytest.mark.parametrize("spacing, exact", [((1.0, 1.0, 2.0), True), ((2.5, 2.5, 5.0), False)])
+def test_resampled_volumes_and_masks_share_a_grid_and_predictions_map_back(demo_ct, tmp_path, spacing, exact):
+    """Images and label maps are resampled onto one grid; slices of that grid map back onto each label map's
+    own voxels: exactly when the grid is finer than the source (each source voxel has a nearest grid voxel of
+    its own), and up to the lost detail when it is coarser."""
+    from medprobe.evaluate.segmentation import segmentation_scores
+    from medprobe.io.volumes import read_nifti_labels
+    from medprobe.masks import write_masks
+    from medprobe.stages.segment import predicted_volume, volume_rows
+
+    base, options = demo_ct
+    out = tmp_path / "out"
+    spec, items = run(base, options, out, spacing=list(spacing), size=160)
+    assert spec["resample"]["spacing_mm"] == list(spacing)
+    write_masks("demo_ct", get_dataset("demo_ct"), base / "raw", out / "items.parquet", spec, out)
+    masks = np.load(out / "masks_test.npy")
+    for _, row in volume_rows(items, "test").iterrows():
+        source = [float(v) for v in row["spacing"].split("x")]
+        grid = [int(v) for v in row["grid_shape"].split("x")]
+        assert grid == [round(n * s / t) for n, s, t in zip(map(int, row["shape"].split("x")), source, spacing)]
+        assert row["slice_stop"] - row["slice_start"] == grid[2]
+        truth = read_nifti_labels(base / "raw" / row["mask_file"])
+        back = predicted_volume(masks[row["slice_start"]:row["slice_stop"]], spec, truth)
+        assert back.shape == truth.data.shape
+        if exact:
+            np.testing.assert_array_equal(back, truth.data)
+        else:
+            liver = segmentation_scores(back, truth.data, [1], spacing=truth.spacing)[1]["dice"]
+            assert 0.85 < liver < 1.0

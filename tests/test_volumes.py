@@ -211,7 +211,7 @@ def test_resample_linear_for_images_nearest_for_labels():
     assert fine.data.dtype == np.float32 and fine.spacing == (1.0, 1.0, 1.0)
     np.testing.assert_allclose(fine.affine[:, 2:], [[0, -5], [0, 7], [1, 9], [0, 1]])
     assert params == {"method": "resample", "spacing": [1.0, 1.0, 1.0], "order": 1,
-                      "from_spacing": [1.0, 1.0, 2.0], "shape": [2, 2, 6]}
+                      "from_spacing": [1.0, 1.0, 2.0], "from_shape": [2, 2, 3], "shape": [2, 2, 6]}
     assert fine.meta["resample"] == params
 
     labels = Volume(np.array([[[0, 3, 7]]], dtype=np.uint8), np.diag([1.0, 1.0, 3.0, 1.0]), (1.0, 1.0, 3.0), {})

@@ -98,25 +98,41 @@ def canonical_volume(img: nib.spatialimages.SpatialImage, source: str | Path, me
     return Volume(data, canonical.affine, _zooms(canonical), meta)
 
 
-def resample(volume: Volume, spacing: tuple[float, float, float], labels: bool = False) -> tuple[Volume, dict]:
-    """Resample onto `spacing` mm: linear for images, nearest for label maps (labels=True).
-
-    The first voxel centre stays put and the extent is kept to the nearest voxel; returns the new Volume
-    and the parameters used, for the preprocessing spec.
-    """
-    old = np.asarray(volume.spacing, dtype=np.float64)
+def resampled_grid(shape: tuple[int, ...], affine: np.ndarray, spacing) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The (shape, affine) of a grid with `spacing` mm over the same extent: the first voxel centre stays put and
+    the extent is kept to the nearest voxel. Images, their label maps and predictions all share it."""
+    old = np.asarray(_zooms_of(affine), dtype=np.float64)
     new = np.asarray(spacing, dtype=np.float64)
     if new.shape != (3,) or np.any(new <= 0):
         raise ValueError(f"target spacing must be three positive numbers, got {spacing}")
     step = new / old  # input voxels per output voxel
-    shape = tuple(max(1, round(n / s)) for n, s in zip(volume.data.shape, step))
+    new_shape = tuple(max(1, round(n / s)) for n, s in zip(shape, step))
+    return new_shape, np.asarray(affine, dtype=np.float64) @ np.diag([*step, 1.0])
+
+
+def resample(volume: Volume, spacing: tuple[float, float, float], labels: bool = False) -> tuple[Volume, dict]:
+    """Resample onto `spacing` mm (see `resampled_grid`): linear for images, nearest for label maps (labels=True).
+
+    Returns the new Volume and the parameters used, for the preprocessing spec.
+    """
+    shape, affine = resampled_grid(volume.data.shape, volume.affine, spacing)
     order = 0 if labels else 1
-    data = ndimage.affine_transform(volume.data, step, output_shape=shape, order=order, mode="nearest")
-    params = {"method": "resample", "spacing": [float(s) for s in new], "order": order,
-              "from_spacing": [float(s) for s in old], "shape": list(shape)}
-    affine = volume.affine @ np.diag([*step, 1.0])
+    data = onto_grid(volume.data, volume.affine, shape, affine, order=order, mode="nearest")
+    params = {"method": "resample", "spacing": [float(s) for s in spacing], "order": order,
+              "from_spacing": [float(s) for s in volume.spacing], "from_shape": list(volume.data.shape),
+              "shape": list(shape)}
     meta = {**volume.meta, "resample": params}
     return replace(volume, data=data, affine=affine, spacing=_zooms_of(affine), meta=meta), params
+
+
+def onto_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], target_affine: np.ndarray,
+              order: int = 0, mode: str = "constant") -> np.ndarray:
+    """`data` (on `affine`) sampled at the voxel centres of the grid (`shape`, `target_affine`), both in the same
+    world frame. order 0 (nearest) for label maps: a prediction made on a resampled grid goes back to the label
+    map's own grid this way; outside the source, mode 'constant' gives 0 (background)."""
+    to_source = np.linalg.inv(np.asarray(affine, dtype=np.float64)) @ np.asarray(target_affine, dtype=np.float64)
+    return ndimage.affine_transform(data, to_source[:3, :3], offset=to_source[:3, 3], output_shape=tuple(shape),
+                                    order=order, mode=mode, cval=0)
 
 
 def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path, original_affine=None) -> Path:

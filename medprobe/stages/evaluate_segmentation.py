@@ -26,16 +26,14 @@ def case_scores(spec: dict, items: pd.DataFrame, prediction: np.ndarray, masks_t
     """One row per (test case, class): case_id, patient_id, label, dice, jaccard, hd95."""
     from medprobe.evaluate.segmentation import segmentation_scores
     from medprobe.io.volumes import read_nifti_labels
-    from medprobe.slices import volume_from_label_slices
-    from medprobe.stages.segment import volume_rows
+    from medprobe.stages.segment import predicted_volume, volume_rows
 
     labels = list(range(1, len(class_names) + 1))
     rows = []
     for _, item in volume_rows(items, "test").iterrows():
         if spec["dimensionality"] == "3d":
             truth = read_nifti_labels(root / item["mask_file"])
-            predicted = volume_from_label_slices(prediction[item["slice_start"]:item["slice_stop"]],
-                                                 spec["slice_axis"], truth.data.shape, spec["resize_policy"])
+            predicted = predicted_volume(prediction[item["slice_start"]:item["slice_stop"]], spec, truth)
             scores = segmentation_scores(predicted, truth.data, labels, spacing=truth.spacing)
         else:
             scores = segmentation_scores(prediction[item["row"]], masks_test[item["row"]], labels)

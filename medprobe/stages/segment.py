@@ -72,13 +72,26 @@ def segment_stage(head: str, params: dict, seed: int, grids_dir: str, processed_
                  extra={"info": info})
 
 
+def predicted_volume(slices: np.ndarray, spec: dict, truth) -> np.ndarray:
+    """A volume's predicted label slices -> a label array on its label map's own canonical grid (`truth`, a Volume):
+    the inverse slice geometry, then, when preprocessing resampled the volume, nearest-neighbour back from that grid.
+    """
+    from medprobe.io.volumes import onto_grid, resampled_grid
+    from medprobe.slices import volume_from_label_slices
+
+    if not spec.get("resample"):
+        return volume_from_label_slices(slices, spec["slice_axis"], truth.data.shape, spec["resize_policy"])
+    shape, affine = resampled_grid(truth.data.shape, truth.affine, spec["resample"]["spacing_mm"])
+    on_grid = volume_from_label_slices(slices, spec["slice_axis"], shape, spec["resize_policy"])
+    return onto_grid(on_grid, affine, truth.data.shape, truth.affine, order=0, mode="nearest")
+
+
 def write_prediction_volumes(spec: dict, items: pd.DataFrame, prediction: np.ndarray, raw_dir: Path,
                              folder: Path) -> dict[str, Path]:
     """Each test volume's predicted slices -> a label volume on its label map's grid, as NIfTI in the source
     orientation. 2-D datasets write nothing (the folder stays empty)."""
     from medprobe.download import dataset_root
     from medprobe.io.volumes import read_nifti_labels, write_nifti
-    from medprobe.slices import volume_from_label_slices
 
     folder.mkdir(parents=True, exist_ok=True)
     if spec["dimensionality"] != "3d":
@@ -87,8 +100,7 @@ def write_prediction_volumes(spec: dict, items: pd.DataFrame, prediction: np.nda
     written = {}
     for _, row in volume_rows(items, "test").iterrows():
         truth = read_nifti_labels(root / row["mask_file"])
-        volume = volume_from_label_slices(prediction[row["slice_start"]:row["slice_stop"]], spec["slice_axis"],
-                                          truth.data.shape, spec["resize_policy"])
+        volume = predicted_volume(prediction[row["slice_start"]:row["slice_stop"]], spec, truth)
         written[row["item_id"]] = write_nifti(volume, truth.affine, folder / f"{row['item_id']}.nii.gz",
                                               original_affine=truth.meta["original_affine"])
     return written
