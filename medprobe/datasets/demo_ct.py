@@ -37,7 +37,12 @@ IN_PLANE_VOXELS = 64
 SLICES = (24, 32)  # inclusive
 IN_PLANE_SPACING_MM = (1.4, 1.8)
 SLICE_SPACING_MM = (2.5, 3.5)
-LESION_RADIUS_MM = (6.0, 10.0)
+# One to three hypodense liver lesions per positive case, as metastases often are: enough lesion volume for the
+# mean over a volume's slices to carry the signal a 3-D classification probe is meant to find.
+LESIONS_PER_CASE = (1, 3)  # inclusive
+LESION_RADIUS_MM = (9.0, 14.0)
+LESION_HU = (-10.0, 5.0)
+SPLIT_FRACTIONS = (0.5, 0.2, 0.3)  # a larger test split: 3-D classification CIs are wide on few volumes
 # How each case is stored, by case index: mostly RAS NIfTI, some LPS, one permuted (sagittal-like PIR), and one
 # in six a DICOM series. The DICOM case's label map is a NIfTI on the series' own voxel grid, which is LPS.
 STORAGE_CYCLE = ("RAS", "RAS", "LPS", "RAS", "PIR", "dicom", "RAS", "RAS", "LPS", "RAS", "RAS", "dicom")
@@ -62,7 +67,7 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 STUDY_DATE_ORIGIN = np.datetime64("2021-01-01")
 
 
-def generate(out_dir: Path, n_patients: int = 48, seed: int = 0, split_fractions=(0.6, 0.2, 0.2)) -> None:
+def generate(out_dir: Path, n_patients: int = 60, seed: int = 0, split_fractions=SPLIT_FRACTIONS) -> None:
     """Write images/<case>.nii.gz or dicom/<case>/NNN.dcm, labels/<case>.nii.gz, labels.csv and split.csv.
 
     labels.csv: case_id, patient_id, image (a .nii.gz file or a DICOM folder, relative to out_dir), label,
@@ -143,7 +148,8 @@ def _scan(rng: np.random.Generator, lesion: int) -> tuple[np.ndarray, np.ndarray
         labels[mask] = LABELS[organ]
         hu[mask] = HU[organ] + rng.uniform(-5, 5)
     if lesion:
-        _plant_lesion(rng, hu, labels, spacing)
+        for _ in range(int(rng.integers(LESIONS_PER_CASE[0], LESIONS_PER_CASE[1] + 1))):
+            _plant_lesion(rng, hu, labels, spacing)
 
     hu = ndimage.gaussian_filter(hu, sigma=(0.6, 0.6, 0.4))  # partial-volume blur at organ edges
     noise = ndimage.gaussian_filter(rng.normal(0, 1, shape), sigma=0.5)
@@ -158,15 +164,17 @@ def _ellipsoids(u, v, w, ellipsoids) -> np.ndarray:
 
 
 def _plant_lesion(rng: np.random.Generator, hu: np.ndarray, labels: np.ndarray, spacing: np.ndarray) -> None:
-    """A hypodense sphere wholly inside the liver: its centre lies deeper in the liver than its radius."""
+    """A hypodense sphere wholly inside the liver: its centre lies deeper in the liver than its radius, so it never
+    touches the liver's edge nor a lesion planted before it."""
     depth = ndimage.distance_transform_edt(labels == LABELS["liver"], sampling=spacing)
-    radius = min(rng.uniform(*LESION_RADIUS_MM), depth.max() - spacing.max())
-    candidates = np.argwhere(depth >= radius + spacing.max())
+    margin = float(np.linalg.norm(spacing))  # a voxel diagonal: liver on every side, even diagonally
+    radius = min(rng.uniform(*LESION_RADIUS_MM), depth.max() - margin)
+    candidates = np.argwhere(depth >= radius + margin)
     center = candidates[rng.integers(len(candidates))]
     grid = np.ogrid[tuple(slice(0, n) for n in hu.shape)]
     sphere = sum(((axis - c) * d) ** 2 for axis, c, d in zip(grid, center, spacing)) <= radius**2
     labels[sphere] = LABELS["lesion"]
-    hu[sphere] = rng.uniform(10, 20)
+    hu[sphere] = rng.uniform(*LESION_HU)
 
 
 def _reoriented(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
