@@ -84,36 +84,56 @@ def fetch_generated(entry: dict, raw_dir: Path, options: dict, downloads_dir: Pa
     return {"kind": "generator", "function": entry["source"]["function"]}
 
 
-def fetch_http(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) -> dict:
-    from medprobe.io.archives import extract_archive
-    from medprobe.io.http import download_file
+def files_to_fetch(entry: dict, raw_dir: Path, options: dict, files: list[dict]) -> list[dict]:
+    """The non-index files a run needs: those the adapter's select_files names from the index files already in
+    raw_dir (e.g. a capped CAMELYON run), or all of them when the adapter has no select_files."""
+    rest = [f for f in files if not f.get("index")]
+    adapter = importlib.import_module(entry["adapter"])
+    if not hasattr(adapter, "select_files"):
+        return rest
+    wanted = set(adapter.select_files(raw_dir, entry, options))
+    unknown = sorted(wanted - {f["name"] for f in rest})
+    if unknown:
+        raise ValueError(f"{entry['adapter']}.select_files named files the entry does not list: {unknown[:5]}")
+    return [f for f in rest if f["name"] in wanted]
 
+
+def fetch_http(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) -> dict:
     files = selected_files(entry, options)
     unpinned = [f["name"] for f in files if not (f.get("sha256") or f.get("md5"))]
     if unpinned and not options.get("allow_unpinned"):
+        listed = ", ".join(unpinned[:5]) + (f" and {len(unpinned) - 5} more" if len(unpinned) > 5 else "")
         raise ValueError(
-            f"the publisher gives no checksum for {unpinned}, so medprobe cannot verify them. To download them "
+            f"the publisher gives no checksum for {listed}, so medprobe cannot verify them. To download them "
             "anyway, set the dataset option `allow_unpinned: true`: their sha256 is then recorded in the "
             "download's provenance record, and you can pin it in the registry entry"
         )
     _fresh(raw_dir)
     downloads_dir.mkdir(parents=True, exist_ok=True)
-    fetched = []
-    for file in files:
-        url = file_url(file, options)
-        archive = download_file(url, downloads_dir / file["name"], sha256=file.get("sha256"), md5=file.get("md5"))
-        if file.get("extract"):
-            target = raw_dir / file.get("into", ".")
-            target.mkdir(parents=True, exist_ok=True)
-            extract_archive(archive, target)
-        else:
-            placed = raw_dir / file.get("into", ".") / file["name"]
-            placed.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(archive, placed)
-        fetched.append({"name": file["name"], "url": url, "sha256": sha256_file(archive),
-                        **({"md5": file["md5"]} if file.get("md5") else {})})
+    # Index files (label tables) come first: an adapter's select_files may read them to choose the other files.
+    fetched = [_fetch_file(f, raw_dir, options, downloads_dir) for f in files if f.get("index")]
+    fetched += [_fetch_file(f, raw_dir, options, downloads_dir)
+                for f in files_to_fetch(entry, raw_dir, options, files)]
     write_manifest(raw_dir)
     return {"kind": "http", "files": fetched}
+
+
+def _fetch_file(file: dict, raw_dir: Path, options: dict, downloads_dir: Path) -> dict:
+    from medprobe.io.archives import extract_archive
+    from medprobe.io.http import download_file
+
+    url = file_url(file, options)
+    archive = download_file(url, downloads_dir / file["name"], sha256=file.get("sha256"), md5=file.get("md5"))
+    if file.get("extract"):
+        target = raw_dir / file.get("into", ".")
+        target.mkdir(parents=True, exist_ok=True)
+        extract_archive(archive, target)
+    else:
+        placed = raw_dir / file.get("into", ".") / file["name"]
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(archive, placed)
+    return {"name": file["name"], "url": url, "sha256": sha256_file(archive),
+            **({"md5": file["md5"]} if file.get("md5") else {})}
 
 
 def fetch_local(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) -> dict:

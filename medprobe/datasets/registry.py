@@ -17,10 +17,11 @@ Keys of an entry:
 
 from __future__ import annotations
 
-from medprobe.datasets.entries import chest_xray, demo, endoscopy, medmnist, mri, segmentation, volumes_local
+from medprobe.datasets.entries import (chest_xray, demo, endoscopy, medmnist, mri, pathology, segmentation,
+                                       volumes_local)
 from medprobe.registry import lookup
 
-FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy, segmentation, volumes_local)
+FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy, segmentation, volumes_local, pathology)
 DATASETS: dict[str, dict] = {}
 for _family in FAMILIES:
     _clash = set(DATASETS) & set(_family.ENTRIES)
