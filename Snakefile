@@ -31,6 +31,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/slides.smk"
 include: "workflow/rules/aggregate.smk"
 
 
@@ -43,3 +44,4 @@ rule all:
             "results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]
         ),
         overlays=overlay_targets(),
+        slides=slide_figure_targets(),

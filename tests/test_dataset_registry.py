@@ -2,6 +2,7 @@
 
 import importlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,14 @@ def test_cli_lists_the_registry(capsys):
     assert main(["datasets", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["name"] for row in rows} == set(DATASETS)
+
+
+def test_every_dataset_option_can_be_set_in_the_config():
+    """The config schema rejects unknown keys, so an option missing from it could never be used."""
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    allowed = set(schema["properties"]["datasets"]["additionalProperties"]["properties"])
+    missing = {(name, option) for name, entry in DATASETS.items() for option in entry.get("options", {})
+               if option not in allowed}
+    assert not missing

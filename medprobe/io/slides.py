@@ -86,8 +86,9 @@ def slide_mpp(slide: openslide.OpenSlide, path: str | Path, fallback_mpp: float 
         return _positive(path, "fallback_mpp", fallback_mpp), MPP_SOURCE_FALLBACK
     power = props.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER)
     hint = f" (its objective power {power}x is not a reliable MPP and is not used)" if power else ""
-    raise SlideError(path, f"the slide records no microns per pixel (openslide.mpp-x/y){hint}; set the dataset "
-                           "option fallback_mpp to the scanner's microns per pixel")
+    raise SlideError(path, f"the slide records no microns per pixel (openslide.mpp-x/y){hint}; set "
+                           "`preprocess: {fallback_mpp: <the scanner's microns per pixel>}` under this dataset in "
+                           "the config")
 
 
 @dataclass(frozen=True)

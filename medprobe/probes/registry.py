@@ -32,16 +32,18 @@ def run_mil(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
                    task_type, seed)
 
 
-# kind: "vector" probes read one feature vector per item (a volume's slices mean-pooled); "bags" probes read
-# a volume's slice features as (features, offsets); "segmentation" heads read patch-token grids and masks.
+# kind: "vector" probes read one feature vector per item (a volume's slices or a slide's tiles mean-pooled);
+# "bags" probes read a volume's slice features or a slide's tile features as (features, offsets); "segmentation"
+# heads read patch-token grids and masks.
 # dims: the dataset dimensionalities a probe applies to.
 PROBES: dict[str, dict] = {
-    "knn": {"run": run_knn, "kind": "vector", "dims": ("2d", "3d"),
+    "knn": {"run": run_knn, "kind": "vector", "dims": ("2d", "3d", "wsi"),
             "description": "cosine kNN, softmax(sim/T)-weighted vote; k chosen on val"},
-    "logreg": {"run": run_logreg, "kind": "vector", "dims": ("2d", "3d"),
+    "logreg": {"run": run_logreg, "kind": "vector", "dims": ("2d", "3d", "wsi"),
                "description": "L-BFGS logistic regression on standardised features; C chosen on val"},
-    "mil": {"run": run_mil, "kind": "bags", "dims": ("3d",),
-            "description": "gated-attention MIL (Ilse et al. 2018) over a volume's slices; epoch chosen on val"},
+    "mil": {"run": run_mil, "kind": "bags", "dims": ("3d", "wsi"),
+            "description": "gated-attention MIL (Ilse et al. 2018) over a volume's slices or a slide's tiles; "
+                           "epoch chosen on val"},
     "seg_linear": {"kind": "segmentation", "dims": ("2d", "3d"),
                    "description": "BatchNorm + 1x1 conv on patch tokens, logits upsampled; epoch chosen on val"},
     "seg_decoder": {"kind": "segmentation", "dims": ("2d", "3d"),

@@ -29,10 +29,29 @@ def ready_backbone(backbone: str, settings: dict, weights: dict, last_n: int = 1
     return module.to(device), identity, device, precision
 
 
+def _extract_slide_tiles(items: pd.DataFrame, split: str, tile_table: Path, raw_manifest: str | None,
+                         out_path: Path, module, res: int, settings: dict, device, precision: str, desc: str):
+    """One split of a slide dataset: every ok slide's tiles, read from the slide, in the tile table's order."""
+    import numpy as np
+
+    from medprobe.download import dataset_root
+    from medprobe.features.tiles import choose_tile_workers, extract_tiles
+    from medprobe.wsi.preprocess import slide_reads
+
+    if raw_manifest is None:
+        raise ValueError("a slide dataset's extraction needs its download manifest (the slides' folder)")
+    members = items[(items["split"] == split) & (items["status"] == "ok")]
+    reads = slide_reads(dataset_root(Path(raw_manifest).parent), members, np.load(tile_table, mmap_mode="r"))
+    return extract_tiles(reads, out_path, module, res, batch_size=settings["batch_size"],
+                         num_workers=choose_tile_workers(settings["num_workers"], device), device=device,
+                         precision=precision, desc=desc)
+
+
 def extract_stage(dataset: str, backbone: str, res: int, settings: dict, weights: dict, processed_dir: str,
                   upstream: str, out_dir: str, threads: int = 1, rule: str | None = None,
-                  log_path: str | None = None) -> None:
-    """weights: {"cache_dir": hub cache, "file": a local weights file for this backbone or None}."""
+                  log_path: str | None = None, raw_manifest: str | None = None) -> None:
+    """weights: {"cache_dir": hub cache, "file": a local weights file for this backbone or None}.
+    raw_manifest: the download manifest of a slide dataset, whose tiles are read from the slides themselves."""
     import torch
 
     from medprobe.backbones.load import token_names
@@ -47,23 +66,28 @@ def extract_stage(dataset: str, backbone: str, res: int, settings: dict, weights
         {"dataset": dataset, "backbone": backbone, "resolution": res, "last_n": settings["last_n"],
          "batch_size": settings["batch_size"], "precision": settings["precision"]},
         inputs={f"array_{s}": p for s, p in arrays.items()} | {"items": processed_dir / "items.parquet"}
-        | ({"weights_file": weights["file"]} if weights.get("file") else {}),
+        | ({"weights_file": weights["file"]} if weights.get("file") else {})
+        | ({"raw_manifest": raw_manifest} if raw_manifest else {}),
         upstream={"preprocess": upstream}, rule=rule, log=log_path,
     )
     entry = get_backbone(backbone)
     module, identity, device, precision = ready_backbone(backbone, settings, weights, settings["last_n"])
     log.info("extracting %s / %s at %d px on %s (%s)", dataset, backbone, res, device, precision)
+    preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
+    items = pd.read_parquet(processed_dir / "items.parquet")
     shapes = {}
     for split, array in arrays.items():
-        shapes[split] = extract_array(array, out_dir / f"{split}.npy", module, res,
-                                      batch_size=settings["batch_size"],
-                                      num_workers=choose_num_workers(settings["num_workers"], device),
-                                      device=device,
-                                      precision=precision, desc=f"{backbone} {res}px {split}")
-    preprocess_spec = json.loads((processed_dir / "spec.json").read_text())
+        desc = f"{backbone} {res}px {split}"
+        if preprocess_spec["dimensionality"] == "wsi":
+            shapes[split] = _extract_slide_tiles(items, split, array, raw_manifest, out_dir / f"{split}.npy",
+                                                 module, res, settings, device, precision, desc)
+        else:
+            shapes[split] = extract_array(array, out_dir / f"{split}.npy", module, res,
+                                          batch_size=settings["batch_size"],
+                                          num_workers=choose_num_workers(settings["num_workers"], device),
+                                          device=device, precision=precision, desc=desc)
     channels = preprocess_spec["channels"]
     tokens = token_names(entry, settings["last_n"])
-    items = pd.read_parquet(processed_dir / "items.parquet")
     index = items[items["status"] == "ok"].drop(columns=["status"]).reset_index(drop=True)
     with atomic_path(out_dir / "index.parquet") as tmp:
         index.to_parquet(tmp, index=False)

@@ -48,15 +48,28 @@ def classification_tasks(tasks: dict) -> dict:
     return {name: task for name, task in tasks.items() if task["type"] != "segmentation"}
 
 
-def mean_over_slices(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
-    """(n_slices, d) -> (n_volumes, d): each volume's slices [slice_start, slice_stop) averaged, as both studies do."""
-    return np.stack([features[start:stop].mean(axis=0)
-                     for start, stop in zip(part["slice_start"], part["slice_stop"])]).astype(np.float32)
+# Items made of instances (a volume's slices, a slide's tiles) give their rows [start, stop) in the features.
+INSTANCE_RANGES = (("slice_start", "slice_stop"), ("tile_start", "tile_stop"))
+
+
+def instance_ranges(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each item's (start, stop) instance rows, or None for items that are one image each."""
+    for start, stop in INSTANCE_RANGES:
+        if start in part.columns:
+            return part[start].to_numpy(), part[stop].to_numpy()
+    return None
+
+
+def mean_over_instances(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
+    """(n_instances, d) -> (n_items, d): each volume's slices or slide's tiles averaged, as both studies do."""
+    return np.stack([features[start:stop].mean(axis=0, dtype=np.float64)
+                     for start, stop in zip(*instance_ranges(part))]).astype(np.float32)
 
 
 def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream: str,
                 predictions: str, provenance: str, threads: int = 1, rule: str | None = None,
-                log_path: str | None = None) -> None:
+                log_path: str | None = None, attention_path: str | None = None) -> None:
+    """attention_path: where a bag probe writes each test instance's attention weight, per task."""
     from threadpoolctl import threadpool_limits
 
     from medprobe.probes.registry import get_probe
@@ -77,13 +90,12 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     parts = {s: index[index["split"] == s].sort_values("row") for s in SPLITS}
     x = {s: select_features(np.load(feature_dir / f"{s}.npy"), spec["tokens"], params["features"])
          for s in SPLITS}
-    if get_probe(probe)["kind"] == "bags":  # a volume's slices as one bag: (features, offsets)
-        x = {s: (x[s], np.r_[parts[s]["slice_start"].to_numpy(), parts[s]["slice_stop"].to_numpy()[-1:]])
-             for s in SPLITS}
-    elif "slice_start" in index.columns:  # volumes: one feature vector per volume, the mean over its slices
-        x = {s: mean_over_slices(x[s], parts[s]) for s in SPLITS}
+    if get_probe(probe)["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
+        x = {s: (x[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
+    elif instance_ranges(index) is not None:  # one feature vector per volume or slide, the mean of its instances
+        x = {s: mean_over_instances(x[s], parts[s]) for s in SPLITS}
     run = get_probe(probe)["run"]
-    rows, info = [], {}
+    rows, info, attention_rows = [], {}, []
     for task_name, task in classification_tasks(spec["tasks"]).items():
         try:
             y = {s: task_targets(parts[s], task) for s in SPLITS}
@@ -95,6 +107,12 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
             attention = info[task_name].pop("attention", None)
             if attention is not None:
                 info[task_name]["attention_max_mean"] = float(np.mean([a.max() for a in attention]))
+                attention_rows.append(pd.DataFrame({
+                    "task": task_name,
+                    "item_id": np.repeat(parts["test"]["item_id"].to_numpy(), [len(a) for a in attention]),
+                    "instance": np.concatenate([np.arange(len(a)) for a in attention]),
+                    "weight": np.concatenate(attention).astype(np.float64),
+                }))
         except ValueError as err:
             raise ValueError(f"{probe} on {feature_dir}, task '{task_name}' "
                              f"(label columns in order: {task['labels']}): {err}") from err
@@ -110,4 +128,11 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
                                                            if not isinstance(v, (list, dict))})
     with atomic_path(predictions) as tmp:
         pd.concat(rows, ignore_index=True).to_parquet(tmp, index=False)
-    record.write(provenance, outputs={"predictions": predictions}, extra={"selection": info})
+    outputs = {"predictions": predictions}
+    if attention_path:
+        if not attention_rows:
+            raise ValueError(f"{probe} returned no attention weights to write to {attention_path}")
+        with atomic_path(attention_path) as tmp:
+            pd.concat(attention_rows, ignore_index=True).to_parquet(tmp, index=False)
+        outputs["attention"] = attention_path
+    record.write(provenance, outputs=outputs, extra={"selection": info})

@@ -53,6 +53,7 @@ RESOLUTIONS = [str(res) for res in config["resolutions"]]
 CLASSIFIERS = sorted(
     p for p in config["probes"] if get_probe(p)["kind"] != "segmentation"
 )
+BAG_PROBES = [p for p in CLASSIFIERS if get_probe(p)["kind"] == "bags"]
 SEG_HEADS = sorted(
     p for p in config["probes"] if get_probe(p)["kind"] == "segmentation"
 )
@@ -143,8 +144,20 @@ def weights_params(wildcards):
 
 
 def probe_params(wildcards):
-    """Only this probe's parameters, so editing one probe reruns only its jobs."""
-    return config["probes"][wildcards.probe]
+    """Only this probe's parameters, so editing one probe reruns only its jobs (its seed list is a wildcard)."""
+    return {k: v for k, v in config["probes"][wildcards.probe].items() if k != "seeds"}
+
+
+def probe_seeds(probe):
+    """A probe's own seed list (MIL: several trainings) or the config's."""
+    return [str(seed) for seed in config["probes"][probe].get("seeds", [])] or SEEDS
+
+
+def slide_manifest(wildcards):
+    """Slide datasets' tiles are read from the raw slides at extraction: their manifest is an input."""
+    if dataset_entry(wildcards.dataset)["dimensionality"] == "wsi":
+        return f"data/raw/{wildcards.dataset}/manifest.tsv"
+    return []
 
 
 def dataset_entry(dataset):
@@ -206,7 +219,7 @@ def evaluation_targets(dataset=None):
         for r in dataset_resolutions(d)
         for p in CLASSIFIERS + SEG_HEADS
         if applies(p, d, b)
-        for s in SEEDS
+        for s in probe_seeds(p)
     ]
 
 
@@ -237,3 +250,31 @@ def overlay_targets():
     return expand(
         "results/figures/overlays_{dataset}.{ext}", dataset=datasets, ext=["png", "pdf"]
     )
+
+
+def slide_datasets():
+    return [d for d in DATASETS if dataset_entry(d)["dimensionality"] == "wsi"]
+
+
+def attention_run(dataset):
+    """The MIL run whose attention the heatmaps draw: the first backbone, resolution and seed of the config."""
+    for probe in BAG_PROBES:
+        for backbone in BACKBONES:
+            if applies(probe, dataset, backbone):
+                return f"results/probes/{dataset}/{backbone}/{dataset_resolutions(dataset)[0]}/{probe}/seed{probe_seeds(probe)[0]}"
+    return None
+
+
+def attention_source(filename):
+    def source(wildcards):
+        return f"{attention_run(wildcards.dataset)}/{filename}"
+
+    return source
+
+
+def slide_figure_targets():
+    return [f"results/figures/tiles_{d}" for d in slide_datasets()] + [
+        f"results/figures/attention_{d}"
+        for d in slide_datasets()
+        if attention_run(d)
+    ]

@@ -5,6 +5,7 @@ rule extract_features:
         arrays=expand("data/processed/{{dataset}}/{split}.npy", split=SPLITS),
         provenance="data/processed/{dataset}/provenance.json",
         weights=local_weights_file,
+        raw_manifest=slide_manifest,
     output:
         features=expand(
             "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",

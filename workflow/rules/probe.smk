@@ -24,3 +24,16 @@ rule probe:
         settings=probe_params,
     script:
         "../scripts/probe.py"
+
+
+# Bag probes (MIL) also write each test instance's attention weight, which the attention heatmaps draw.
+ruleorder: probe_bags > probe
+
+
+use rule probe as probe_bags with:
+    wildcard_constraints:
+        probe="|".join(BAG_PROBES) or "(?!)",
+    output:
+        predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
+        attention="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/attention.parquet",
+        provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",

@@ -18,4 +18,5 @@ with log_to(snakemake.log[0]):
         threads=snakemake.threads,
         rule=snakemake.rule,
         log_path=snakemake.log[0],
+        raw_manifest=snakemake.input.raw_manifest or None,
     )

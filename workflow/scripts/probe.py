@@ -17,4 +17,5 @@ with log_to(snakemake.log[0]):
         threads=snakemake.threads,
         rule=snakemake.rule,
         log_path=snakemake.log[0],
+        attention_path=getattr(snakemake.output, "attention", None),
     )
