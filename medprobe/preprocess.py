@@ -207,8 +207,11 @@ def _write_images(dataset: str, adapter, root: Path, items: pd.DataFrame, entry:
                 items.at[index, "row"] = n_ok
                 metas[index] = decoded.meta
                 n_ok += 1
-            if array is None:
+            if array is None and len(members):
                 raise ValueError(f"{source}: no readable image in split '{split}'")
+            if array is None:  # an empty split (a test-only transfer set): an empty array, not a missing file
+                side = 0 if size == "native" else size
+                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(0, channels, side, side))
             array.flush()
             if n_ok < len(members):  # skipped items: keep only the rows written
                 compact = np.lib.format.open_memmap(tmp.with_suffix(".compact"), mode="w+", dtype=np.uint8,
@@ -287,10 +290,11 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
                                 "n_nonfinite": volume.meta["n_nonfinite"]}
                 n_slices += len(slices)
             raw.flush()
-            if n_slices == 0:
+            if n_slices == 0 and len(members):
                 raise ValueError(f"dataset '{dataset}': no readable volume in split '{split}'")
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n_slices, 1, size, size))
-            array[:, 0] = np.memmap(raw_path, dtype=np.uint8, mode="r", shape=(n_slices, size, size))
+            if n_slices:
+                array[:, 0] = np.memmap(raw_path, dtype=np.uint8, mode="r", shape=(n_slices, size, size))
             array.flush()
             del array
     progress.close()

@@ -214,7 +214,7 @@ def test_lesion_only_in_positive_cases_and_inside_the_liver(cases):
         n_lesions = ndimage.label(lesion)[1]
         assert 1 <= n_lesions <= 3, row.case_id
         sphere_ml = 4 / 3 * np.pi / 1000
-        assert n_lesions * sphere_ml * 7**3 <= lesion.sum() * voxel_ml <= n_lesions * sphere_ml * 15**3
+        assert n_lesions * sphere_ml * 5**3 <= lesion.sum() * voxel_ml <= n_lesions * sphere_ml * 15**3
         rim = ndimage.binary_dilation(lesion, np.ones((3, 3, 3))) & ~lesion
         assert np.all(liver[rim]), row.case_id  # wholly surrounded by liver
         assert np.median(hu[lesion]) < np.median(hu[liver]) - 25  # hypodense

@@ -27,6 +27,21 @@ def test_slide_probes_have_metrics_rows_per_seed(slides_run):
     assert wsi["provenance_id"].notna().all() and (wsi["n_evaluated"] > 0).all()
 
 
+def test_transfer_set_is_scored_by_probes_trained_on_its_source(slides_run):
+    metrics = pd.read_csv(slides_run / "results" / "metrics.csv")
+    other = metrics[(metrics["dataset"] == "demo_wsi_transfer") & (metrics["metric"] == "auroc")]
+    items = pd.read_parquet(slides_run / "data" / "processed" / "demo_wsi_transfer" / "items.parquet")
+    assert set(other["probe"]) == {"logreg", "mil"}
+    assert (other["n_total"] == (items["split"] == "test").sum()).all()
+    record = json.loads((slides_run / "results" / "probes" / "demo_wsi_transfer" / "pixels" / "64" / "logreg"
+                         / "seed0" / "provenance.json").read_text())
+    text = json.dumps(record)
+    assert "results/features/demo_wsi/pixels/64" in text and "extract_features_train" in text
+    scores = pd.read_parquet(slides_run / "results" / "probes" / "demo_wsi_transfer" / "pixels" / "64" / "logreg"
+                             / "seed0" / "predictions.parquet")
+    assert set(scores["item_id"]) == set(items.loc[(items["split"] == "test") & (items["status"] == "ok"), "item_id"])
+
+
 def test_tiles_are_recorded_with_their_plan_and_skips_counted(slides_run):
     processed = slides_run / "data" / "processed" / "demo_wsi"
     items = pd.read_parquet(processed / "items.parquet")

@@ -42,6 +42,7 @@ SLICE_SPACING_MM = (2.5, 3.5)
 LESIONS_PER_CASE = (1, 3)  # inclusive
 LESION_RADIUS_MM = (9.0, 14.0)
 LESION_HU = (-10.0, 5.0)
+MIN_LESION_RADIUS_MM = 6.0  # a second or third lesion is planted only where one this large still fits
 SPLIT_FRACTIONS = (0.5, 0.2, 0.3)  # a larger test split: 3-D classification CIs are wide on few volumes
 # How each case is stored, by case index: mostly RAS NIfTI, some LPS, one permuted (sagittal-like PIR), and one
 # in six a DICOM series. The DICOM case's label map is a NIfTI on the series' own voxel grid, which is LPS.
@@ -149,7 +150,8 @@ def _scan(rng: np.random.Generator, lesion: int) -> tuple[np.ndarray, np.ndarray
         hu[mask] = HU[organ] + rng.uniform(-5, 5)
     if lesion:
         for _ in range(int(rng.integers(LESIONS_PER_CASE[0], LESIONS_PER_CASE[1] + 1))):
-            _plant_lesion(rng, hu, labels, spacing)
+            if not _plant_lesion(rng, hu, labels, spacing):
+                break
 
     hu = ndimage.gaussian_filter(hu, sigma=(0.6, 0.6, 0.4))  # partial-volume blur at organ edges
     noise = ndimage.gaussian_filter(rng.normal(0, 1, shape), sigma=0.5)
@@ -163,18 +165,23 @@ def _ellipsoids(u, v, w, ellipsoids) -> np.ndarray:
                                  for c, s in ellipsoids])
 
 
-def _plant_lesion(rng: np.random.Generator, hu: np.ndarray, labels: np.ndarray, spacing: np.ndarray) -> None:
+def _plant_lesion(rng: np.random.Generator, hu: np.ndarray, labels: np.ndarray, spacing: np.ndarray) -> bool:
     """A hypodense sphere wholly inside the liver: its centre lies deeper in the liver than its radius, so it never
-    touches the liver's edge nor a lesion planted before it."""
+    touches the liver's edge nor a lesion planted before it. False (nothing planted) when the liver left no room
+    for a lesion of at least MIN_LESION_RADIUS_MM."""
     depth = ndimage.distance_transform_edt(labels == LABELS["liver"], sampling=spacing)
     margin = float(np.linalg.norm(spacing))  # a voxel diagonal: liver on every side, even diagonally
-    radius = min(rng.uniform(*LESION_RADIUS_MM), depth.max() - margin)
-    candidates = np.argwhere(depth >= radius + margin)
+    room = depth.max() - margin
+    if room < MIN_LESION_RADIUS_MM:
+        return False
+    radius = min(rng.uniform(*LESION_RADIUS_MM), room)
+    candidates = np.argwhere(depth >= radius + margin - 1e-9)  # the deepest voxel always qualifies
     center = candidates[rng.integers(len(candidates))]
     grid = np.ogrid[tuple(slice(0, n) for n in hu.shape)]
     sphere = sum(((axis - c) * d) ** 2 for axis, c, d in zip(grid, center, spacing)) <= radius**2
     labels[sphere] = LABELS["lesion"]
     hu[sphere] = rng.uniform(*LESION_HU)
+    return True
 
 
 def _reoriented(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:

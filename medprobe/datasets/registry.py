@@ -34,6 +34,7 @@ GENERIC_OPTIONS = {
     "split_seed": "seed of seeded patient-level splits (default 0)",
     "preprocess": "per-dataset overrides of the preprocess settings",
     "resolutions": "the subset of the config's resolutions this dataset runs at",
+    "transfer_from": "another config dataset whose train and val splits train the probes scored on this one's test",
 }
 SOURCE_OPTIONS = {"http": {"mirror": "base URL serving the same file names (tests, local mirrors)",
                            "allow_unpinned": "download files whose publisher gives no checksum"},

@@ -66,10 +66,22 @@ def mean_over_instances(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
                      for start, stop in zip(*instance_ranges(part))]).astype(np.float32)
 
 
+def transfer_check(spec: dict, train_spec: dict, test_dir: Path, train_dir: Path) -> None:
+    """Training on one dataset and testing on another needs the same tasks and the same feature tokens."""
+    differ = [key for key in ("tasks", "tokens") if spec[key] != train_spec[key]]
+    if differ:
+        raise ValueError(f"transfer from {train_dir} to {test_dir}: the two differ in {differ} "
+                         f"({[train_spec[k] for k in differ]} vs {[spec[k] for k in differ]}); a probe trained on one "
+                         "cannot score the other")
+
+
 def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream: str,
                 predictions: str, provenance: str, threads: int = 1, rule: str | None = None,
-                log_path: str | None = None, attention_path: str | None = None) -> None:
-    """attention_path: where a bag probe writes each test instance's attention weight, per task."""
+                log_path: str | None = None, attention_path: str | None = None,
+                train_feature_dir: str | None = None, train_upstream: str | None = None) -> None:
+    """attention_path: where a bag probe writes each test instance's attention weight, per task.
+    train_feature_dir: a transfer test set's probe trains and selects on this dataset's train and val features
+    (e.g. CAMELYON16 for CAMELYON17) and scores the test split of feature_dir."""
     from threadpoolctl import threadpool_limits
 
     from medprobe.probes.registry import get_probe
@@ -79,20 +91,32 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
 
         torch.set_num_threads(max(1, threads))
     feature_dir = Path(feature_dir)
+    train_dir = Path(train_feature_dir) if train_feature_dir else feature_dir
+    split_dirs = {"train": train_dir, "val": train_dir, "test": feature_dir}
     spec = json.loads((feature_dir / "spec.json").read_text())
+    if train_feature_dir:
+        transfer_check(spec, json.loads((train_dir / "spec.json").read_text()), feature_dir, train_dir)
     params = {"features": "all", **params}
     record = StageRecord(
-        "probe", __name__, {"probe": probe, "params": params, "seed": seed},
-        inputs={**{s: feature_dir / f"{s}.npy" for s in SPLITS}, "index": feature_dir / "index.parquet"},
-        upstream={"extract_features": upstream}, rule=rule, log=log_path,
+        "probe", __name__, {"probe": probe, "params": params, "seed": seed,
+                            **({"trained_on": str(train_dir)} if train_feature_dir else {})},
+        inputs={**{s: split_dirs[s] / f"{s}.npy" for s in SPLITS}, "index": feature_dir / "index.parquet",
+                **({"train_index": train_dir / "index.parquet"} if train_feature_dir else {})},
+        upstream={"extract_features": upstream, **({"extract_features_train": train_upstream}
+                                                   if train_upstream else {})},
+        rule=rule, log=log_path,
     )
-    index = pd.read_parquet(feature_dir / "index.parquet")
-    parts = {s: index[index["split"] == s].sort_values("row") for s in SPLITS}
-    x = {s: select_features(np.load(feature_dir / f"{s}.npy"), spec["tokens"], params["features"])
+    indexes = {d: pd.read_parquet(d / "index.parquet") for d in {train_dir, feature_dir}}
+    parts = {s: indexes[split_dirs[s]].query("split == @s").sort_values("row") for s in SPLITS}
+    empty = [s for s in SPLITS if parts[s].empty]
+    if empty:
+        raise ValueError(f"{probe} on {feature_dir}: no {empty} items; a test-only set (e.g. camelyon17 with "
+                         "role: transfer) is probed with `transfer_from: <a dataset with train and val>` in the config")
+    x = {s: select_features(np.load(split_dirs[s] / f"{s}.npy"), spec["tokens"], params["features"])
          for s in SPLITS}
     if get_probe(probe)["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
         x = {s: (x[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
-    elif instance_ranges(index) is not None:  # one feature vector per volume or slide, the mean of its instances
+    elif instance_ranges(parts["test"]) is not None:  # one vector per volume or slide, the mean of its instances
         x = {s: mean_over_instances(x[s], parts[s]) for s in SPLITS}
     run = get_probe(probe)["run"]
     rows, info, attention_rows = [], {}, []

@@ -44,8 +44,32 @@ def check_resolutions():
             )
 
 
+def check_transfers():
+    """A transfer test set trains on another dataset of the config, extracted at every resolution it runs at."""
+    for name, options in config["datasets"].items():
+        source = options.get("transfer_from")
+        if source is None:
+            continue
+        if source == name or source not in config["datasets"]:
+            raise ValueError(
+                f"config: datasets.{name}.transfer_from '{source}' must name another dataset of the config"
+            )
+        if config["datasets"][source].get("transfer_from"):
+            raise ValueError(
+                f"config: datasets.{name}.transfer_from '{source}' is itself a transfer set"
+            )
+        own = options.get("resolutions") or config["resolutions"]
+        theirs = config["datasets"][source].get("resolutions") or config["resolutions"]
+        if set(own) - set(theirs):
+            raise ValueError(
+                f"config: datasets.{name} runs at {sorted(own)} but its transfer source '{source}' "
+                f"only at {sorted(theirs)}"
+            )
+
+
 check_registry_names()
 check_resolutions()
+check_transfers()
 
 DATASETS = sorted(config["datasets"])
 BACKBONES = config["backbones"]
@@ -121,13 +145,15 @@ def download_options(wildcards):
     return {
         k: v
         for k, v in options.items()
-        if k not in ("preprocess", "split_seed", "resolutions")
+        if k not in ("preprocess", "split_seed", "resolutions", "transfer_from")
     }
 
 
 def preprocess_options(wildcards):
     options = config["datasets"][wildcards.dataset]
-    return {k: v for k, v in options.items() if k != "resolutions"}
+    return {
+        k: v for k, v in options.items() if k not in ("resolutions", "transfer_from")
+    }
 
 
 def local_weights_file(wildcards):
@@ -146,6 +172,20 @@ def weights_params(wildcards):
 def probe_params(wildcards):
     """Only this probe's parameters, so editing one probe reruns only its jobs (its seed list is a wildcard)."""
     return {k: v for k, v in config["probes"][wildcards.probe].items() if k != "seeds"}
+
+
+def transfer_features(wildcards):
+    """A transfer test set's probes read the source dataset's features at the same backbone and resolution."""
+    source = config["datasets"][wildcards.dataset].get("transfer_from")
+    if source is None:
+        return {}
+    folder = f"results/features/{source}/{wildcards.backbone}/{wildcards.res}"
+    return {
+        "train_index": f"{folder}/index.parquet",
+        "train_spec": f"{folder}/spec.json",
+        "train_provenance": f"{folder}/provenance.json",
+        **{f"train_{split}": f"{folder}/{split}.npy" for split in SPLITS},
+    }
 
 
 def probe_seeds(probe):

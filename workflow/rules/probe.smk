@@ -1,5 +1,6 @@
 rule probe:
     input:
+        unpack(transfer_features),
         features=expand(
             "results/features/{{dataset}}/{{backbone}}/{{res}}/{split}.npy",
             split=SPLITS,

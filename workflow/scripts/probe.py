@@ -18,4 +18,7 @@ with log_to(snakemake.log[0]):
         rule=snakemake.rule,
         log_path=snakemake.log[0],
         attention_path=getattr(snakemake.output, "attention", None),
+        train_feature_dir=(str(Path(snakemake.input.train_index).parent)
+                           if hasattr(snakemake.input, "train_index") else None),
+        train_upstream=getattr(snakemake.input, "train_provenance", None),
     )
