@@ -24,7 +24,7 @@ def test_suite_names_resolve_in_the_registries(suite):
     config = yaml.safe_load(suite.read_text())
     for name, options in config["datasets"].items():
         base = options.get("base", name)
-        assert get_dataset(base)["dimensionality"] == "2d"
+        assert get_dataset(base)["dimensionality"] in {"2d", "3d", "wsi"}
         resolve_options(base, {k: v for k, v in options.items() if k != "base"})
     for name in config["backbones"]:
         patch = get_backbone(name).get("patch_size")
@@ -37,8 +37,9 @@ def test_suite_dry_runs_offline(suite, workflow_dir):
     result = snakemake(workflow_dir, "-n", "--configfile", f"config/suites/{suite.name}", env=OFFLINE)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     n_datasets, n_backbones = len(config["datasets"]), len(config["backbones"])
-    n_res, n_probes = len(config["resolutions"]), len(config["probes"])
+    n_res = len(config["resolutions"])
+    n_runs = sum(len(params.get("seeds", config.get("seeds", [0]))) for params in config["probes"].values())
     assert int(counts["download"]) == int(counts["preprocess"]) == n_datasets
     assert int(counts["extract_features"]) == n_datasets * n_backbones * n_res
-    assert int(counts["probe"]) == n_datasets * n_backbones * n_res * n_probes * len(config.get("seeds", [0]))
+    assert int(counts["probe"]) + int(counts.get("probe_bags", 0)) == n_datasets * n_backbones * n_res * n_runs
     assert not (workflow_dir / "data").exists() and not (workflow_dir / "results").exists()

@@ -41,7 +41,8 @@ def _extract_slide_tiles(items: pd.DataFrame, split: str, tile_table: Path, raw_
     if raw_manifest is None:
         raise ValueError("a slide dataset's extraction needs its download manifest (the slides' folder)")
     members = items[(items["split"] == split) & (items["status"] == "ok")]
-    reads = slide_reads(dataset_root(Path(raw_manifest).parent), members, np.load(tile_table, mmap_mode="r"))
+    reads = slide_reads(dataset_root(Path(raw_manifest).parent), Path(tile_table).parent, members,
+                        np.load(tile_table, mmap_mode="r"))
     return extract_tiles(reads, out_path, module, res, batch_size=settings["batch_size"],
                          num_workers=choose_tile_workers(settings["num_workers"], device), device=device,
                          precision=precision, desc=desc)

@@ -31,6 +31,7 @@ def tile_qc_stage(processed_dir: str, manifest: str, out_dir: str, n_slides: int
     """QC thumbnails (tissue outline, kept tiles) of up to n_slides slides, recomputing each slide's plan with the
     recorded tiling settings, so the picture is what preprocess did."""
     from medprobe.io.slides import open_slide
+    from medprobe.wsi.preprocess import slide_path
     from medprobe.wsi.qc import qc_thumbnail
     from medprobe.wsi.tiling import plan_slide, tiling_settings
 
@@ -41,7 +42,7 @@ def tile_qc_stage(processed_dir: str, manifest: str, out_dir: str, n_slides: int
     items = pd.read_parquet(processed_dir / "items.parquet")
     root = _slide_root(manifest)
     for _, row in qc_choice(items, n_slides).iterrows():
-        path = root / row["source_file"]
+        path = slide_path(row, root, processed_dir)
         plan, tiles, mask, mask_downsample = plan_slide(path, tiling)
         slide = open_slide(path)
         try:
@@ -69,6 +70,7 @@ def attention_maps_stage(attention: str, predictions: str, processed_dir: str, m
     """Heatmaps of MIL attention over the tiles of a few test slides; `source` names the run in the titles."""
     from medprobe.io.slides import ReadPlan
     from medprobe.wsi.figures import attention_heatmap
+    from medprobe.wsi.preprocess import slide_path
 
     processed_dir, out_dir = Path(processed_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ def attention_maps_stage(attention: str, predictions: str, processed_dir: str, m
         slide_weights = weights[(weights["task"] == pick["task"]) & (weights["item_id"] == pick["item_id"])]
         title = (f"{pick['item_id']}: {pick['label']} = {pick['y_true']}, MIL score {pick['y_score']:.3f} "
                  f"({source}); {len(block)} tiles")
-        attention_heatmap(root / row["source_file"], ReadPlan(**json.loads(row["read_plan"])),
+        attention_heatmap(slide_path(row, root, processed_dir), ReadPlan(**json.loads(row["read_plan"])),
                           pd.DataFrame({"x": block["x"], "y": block["y"]}),
                           slide_weights.sort_values("instance")["weight"].to_numpy(),
                           out_dir / f"{pick['item_id']}.png", title)
