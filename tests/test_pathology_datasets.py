@@ -14,7 +14,6 @@ from http_server import FileServer
 from PIL import Image
 from test_dataset_registry import REQUIRED
 
-from medprobe import download
 from medprobe.cli import main
 from medprobe.datasets import registry
 from medprobe.datasets.adapters import LayoutError, bcnb, camelyon

@@ -36,7 +36,8 @@ def test_plain_jpeg_is_converted_and_tiled_at_the_configured_mpp(jpeg_items, tmp
     out = tmp_path / "processed"
     out.mkdir()
     _, metas, spec = write_slide_tiles("bcnb_like", root, items, SETTINGS, out)
-    assert (items["status"] == "ok").all() and items["slide_file"].tolist() == [f"slides/WSIs/{i}.tif" for i in range(3)]
+    assert (items["status"] == "ok").all()
+    assert items["slide_file"].tolist() == [f"slides/WSIs/{i}.tif" for i in range(3)]
     assert all(m["base_mpp"] == 0.5 and m["mpp_source"].startswith("openslide") and "fallback_mpp" in m["mpp_source"]
                for m in metas.values())
     # 700 x 500 µm of tissue at 1 µm/px in 224 px tiles: 3 x 2 tiles wholly on tissue, more partly

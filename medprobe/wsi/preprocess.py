@@ -125,9 +125,8 @@ def write_slide_tiles(dataset: str, root: Path, items: pd.DataFrame, settings: d
             # An empty split (a test-only transfer set) is an empty table, not a missing file.
             np.save(handle, np.concatenate(records) if records else np.zeros(0, dtype=TILE_DTYPE))
     progress.close()
-    tiled = items["status"] == "ok"
-    n_tiles = {s: int(items.loc[tiled & (items["split"] == s), "tile_stop"].max() if (tiled & (items["split"] == s)).any()
-                      else 0) for s in SPLITS}
+    stops = items.loc[items["status"] == "ok"].groupby("split")["tile_stop"].max()
+    n_tiles = {s: int(stops.get(s, 0)) for s in SPLITS}
     skipped_no_tissue = int((items["status"] == NO_TISSUE).sum())
     return tiling["tile_size"], metas, {
         "tiling": tiling,

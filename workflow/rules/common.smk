@@ -314,7 +314,5 @@ def attention_source(filename):
 
 def slide_figure_targets():
     return [f"results/figures/tiles_{d}" for d in slide_datasets()] + [
-        f"results/figures/attention_{d}"
-        for d in slide_datasets()
-        if attention_run(d)
+        f"results/figures/attention_{d}" for d in slide_datasets() if attention_run(d)
     ]

@@ -32,9 +32,9 @@ ruleorder: probe_bags > probe
 
 
 use rule probe as probe_bags with:
-    wildcard_constraints:
-        probe="|".join(BAG_PROBES) or "(?!)",
     output:
         predictions="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/predictions.parquet",
         attention="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/attention.parquet",
         provenance="results/probes/{dataset}/{backbone}/{res}/{probe}/seed{seed}/provenance.json",
+    wildcard_constraints:
+        probe="|".join(BAG_PROBES) or "(?!)",
