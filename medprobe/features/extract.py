@@ -7,6 +7,7 @@ model never waits on Python-level per-image work.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -77,25 +78,25 @@ def token_shapes(module: torch.nn.Module, channels: int, res: int, device: torch
 
 
 @torch.inference_mode()
-def extract_array(array_path: str | Path, out_path: str | Path, module: torch.nn.Module, res: int,
-                  batch_size: int, num_workers: int, device: torch.device, precision: str,
-                  desc: str = "extract") -> tuple[int, ...]:
-    """Writes float16 features (N, n_tokens, dim) to out_path; returns the shape."""
-    batches = ArrayBatches(array_path, batch_size)
-    shapes = token_shapes(module, batches.channels, res, device)
+def write_features(batches: Iterable[torch.Tensor], n_rows: int, channels: int, out_path: str | Path,
+                   module: torch.nn.Module, res: int, device: torch.device, precision: str, desc: str,
+                   unit: str) -> tuple[int, ...]:
+    """uint8 batches in row order -> float16 (n_rows, n_tokens, dim) written to out_path; returns the shape.
+
+    The one loop behind every extraction (images, slices, slide tiles): batches go straight from the loader
+    through the model into a memory-mapped output, so memory holds a batch whatever the dataset's size.
+    """
+    shapes = token_shapes(module, channels, res, device)
     if len(set(shapes.values())) != 1:
         raise ValueError(f"token dimensions differ ({shapes}); cannot stack them")
-    shape = (batches.length, len(shapes), next(iter(shapes.values())))
-    loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    shape = (n_rows, len(shapes), next(iter(shapes.values())))
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                 if precision == "bf16" else nullcontext())
     with atomic_path(out_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
         row = 0
-        with tqdm(total=batches.length, desc=desc, unit="img") as progress:
-            for batch in loader:
+        with tqdm(total=n_rows, desc=desc, unit=unit) as progress:
+            for batch in batches:
                 with autocast:
                     tokens = module(prepare(batch, res, device))
                 stacked = torch.stack([tokens[name].float() for name in shapes], dim=1)
@@ -105,3 +106,14 @@ def extract_array(array_path: str | Path, out_path: str | Path, module: torch.nn
         out.flush()
         del out
     return shape
+
+
+def extract_array(array_path: str | Path, out_path: str | Path, module: torch.nn.Module, res: int,
+                  batch_size: int, num_workers: int, device: torch.device, precision: str,
+                  desc: str = "extract") -> tuple[int, ...]:
+    """Writes float16 features (N, n_tokens, dim) of a memory-mapped uint8 array to out_path; returns the shape."""
+    batches = ArrayBatches(array_path, batch_size)
+    loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    return write_features(loader, batches.length, batches.channels, out_path, module, res, device, precision,
+                          desc, unit="img")

@@ -4,25 +4,22 @@ Every slide of a call goes into one feature array, slide after slide, so slide i
 block of rows. A batch is a run of the global tile list and may span slides: batches stay full and the
 accelerator sees the same batch size whatever the slides' tile counts. Each worker opens the slides it needs
 itself (an OpenSlide handle is a C object that neither pickles nor survives a fork safely) and keeps a few
-open; only `prefetch_factor` batches per worker are ever in flight and features go straight to a memory-mapped
-file, so memory does not grow with the slides' size or number.
+open (each with OpenSlide's own bounded tile cache); only `prefetch_factor` batches per worker are ever in
+flight and features go straight to a memory-mapped file, so memory does not grow with the slides' size or number.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from medprobe.atomic import atomic_path
-from medprobe.features.extract import prepare, token_shapes
+from medprobe.features.extract import write_features
 from medprobe.io.slides import ReadPlan, open_slide, read_tile
 
 Slides = list[tuple[str | Path, ReadPlan, pd.DataFrame]]
@@ -38,8 +35,7 @@ class TileBatches(Dataset):
         self.tile_size = sizes.pop() if sizes else 0
         self.paths = [str(path) for path, _, _ in slides]
         self.plans = [plan for _, plan, _ in slides]
-        self.counts = [len(tiles) for _, _, tiles in slides]
-        self.slide_of = np.repeat(np.arange(len(slides), dtype=np.int32), self.counts)
+        self.slide_of = np.repeat(np.arange(len(slides), dtype=np.int32), [len(tiles) for _, _, tiles in slides])
         self.xy = np.concatenate([tiles[["x", "y"]].to_numpy(np.int64) for _, _, tiles in slides] or
                                  [np.empty((0, 2), np.int64)])
         self.length, self.batch_size, self.max_open = len(self.xy), batch_size, max_open
@@ -77,12 +73,13 @@ class TileBatches(Dataset):
 def choose_tile_workers(requested: int | str, device: torch.device) -> int:
     """Reader processes for tiles.
 
-    On CPU "auto" is 0: on 2 cores (vit_tiny_random at 224 px, JPEG slides, 192 tiles per call) extraction
-    with 0 readers beat 1 reader in 10 of 12 back-to-back pairs (median 1 / 0 = 0.86) when tiles were read
-    at a pyramid level without resizing, and in 11 of 12 (0.93) when every tile was read at level 0 and
-    resized; 2 readers were slower still. A reader process takes cores from the model's threads, and
-    reading costs far less than the model (about 2 and 8 ms per tile in those two cases against ~20 ms).
-    On CUDA the model needs no CPU, so several readers keep the device fed.
+    On CPU "auto" is 0, measured with extract_tiles on 2 otherwise idle cores (vit_tiny_random at 224 px, ~20 ms
+    per tile; JPEG slides; back-to-back runs paired): with tiles read at a pyramid level without resizing (~2 ms
+    per tile) 1 reader ran at 0.86x the speed of none and 2 readers at 0.82x; with every tile read at level 0 and
+    resized (~8 ms) 1 reader ran at 0.98x and 2 at 1.05x. A reader takes cores from the model's threads, a cost
+    that grows with the model while the reading it hides does not. (On a loaded machine readers seemed to win,
+    only because more processes get a larger share of busy cores.) On CUDA the model needs no CPU, so several
+    readers keep the device fed.
     """
     if requested != "auto":
         return int(requested)
@@ -107,23 +104,5 @@ def extract_tiles(slides: Slides, out_path: str | Path, module: torch.nn.Module,
     for path, _, _ in slides:  # a missing or unreadable file fails here, as a SlideError, before any worker starts
         open_slide(path).close()
     batches = TileBatches(slides, batch_size)
-    shapes = token_shapes(module, 3, res, device)
-    if len(set(shapes.values())) != 1:
-        raise ValueError(f"token dimensions differ ({shapes}); cannot stack them")
-    shape = (batches.length, len(shapes), next(iter(shapes.values())))
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-                if precision == "bf16" else nullcontext())
-    with atomic_path(out_path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-        row = 0
-        with tqdm(total=batches.length, desc=desc, unit="tile") as progress:
-            for batch in tile_loader(batches, num_workers, device):
-                with autocast:
-                    tokens = module(prepare(batch, res, device))
-                stacked = torch.stack([tokens[name].float() for name in shapes], dim=1)
-                out[row:row + len(batch)] = stacked.to(torch.float16).cpu().numpy()
-                row += len(batch)
-                progress.update(len(batch))
-        out.flush()
-        del out
-    return shape
+    return write_features(tile_loader(batches, num_workers, device), batches.length, 3, out_path, module, res, device,
+                          precision, desc, unit="tile")

@@ -29,8 +29,9 @@ RESAMPLE = "LANCZOS"
 class SlideError(ValueError):
     """A slide that cannot be used as asked; the message names the file and says why."""
 
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: str | Path, reason: str | None = None):
+        # One argument is a finished message: how DataLoader re-raises a worker's error, so it stays a SlideError.
+        super().__init__(str(path) if reason is None else f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
 
