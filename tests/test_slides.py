@@ -279,3 +279,19 @@ def test_corrupt_tile_data_is_a_named_error_when_read(tmp_path):
         with pytest.raises(SlideError, match="corrupt tile data") as error:
             read_tile(slide, 0, 0, plan)
     assert str(path) in str(error.value)
+
+
+def test_a_large_level_is_reduced_in_bands_like_the_whole(tmp_path, monkeypatch):
+    """A level read in bands of rows gives the same low-resolution image as one read whole, up to the band seams."""
+    from medprobe.wsi import tissue
+
+    path = tmp_path / "banded.tif"
+    rng = np.random.default_rng(3)
+    rgb = np.clip(rng.normal(200, 30, (1200, 1000, 3)), 0, 255).astype(np.uint8)
+    write_pyramidal_tiff(path, rgb, mpp=0.5, n_levels=1, compression=None)
+    with open_slide(path) as slide:
+        whole = tissue.low_resolution_rgb(slide, 8.0)
+        monkeypatch.setattr(tissue, "MAX_READ_PIXELS", 1000 * 100)  # bands of about 100 level rows
+        banded = tissue.low_resolution_rgb(slide, 8.0)
+    assert banded.shape == whole.shape == (150, 125, 3)
+    assert np.abs(banded.astype(int) - whole.astype(int)).mean() < 1.0

@@ -26,13 +26,14 @@ def attention_heatmap(slide_path: Path, plan, tiles: pd.DataFrame, weights: np.n
     from matplotlib.patches import Rectangle
 
     from medprobe.io.slides import open_slide
+    from medprobe.wsi.tissue import thumbnail as slide_thumbnail
 
     if len(weights) != len(tiles):
         raise ValueError(f"{slide_path}: {len(weights)} attention weights for {len(tiles)} tiles")
     slide = open_slide(slide_path)
     try:
         width, height = slide.dimensions
-        thumbnail = np.asarray(slide.get_thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE)).convert("RGB"))
+        thumbnail = slide_thumbnail(slide, THUMBNAIL_SIDE)
     finally:
         slide.close()
     scale = thumbnail.shape[1] / width  # thumbnail pixels per level-0 pixel

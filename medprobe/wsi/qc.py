@@ -10,10 +10,12 @@ import pandas as pd
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 
 from medprobe.atomic import atomic_path
 from medprobe.figures import PNG_METADATA
 from medprobe.io.slides import ReadPlan
+from medprobe.wsi.tissue import thumbnail as slide_thumbnail
 
 THUMBNAIL_PIXELS = 1024
 DPI = 100
@@ -22,7 +24,7 @@ DPI = 100
 def qc_thumbnail(slide: openslide.OpenSlide, tiles: pd.DataFrame, plan: ReadPlan, mask: np.ndarray,
                  mask_downsample: float, out_path: str | Path, title: str) -> None:
     """Write a PNG drawn in level-0 coordinates, so thumbnail, mask outline and tiles line up by construction."""
-    thumbnail = slide.get_thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+    thumbnail = Image.fromarray(slide_thumbnail(slide, THUMBNAIL_PIXELS))
     width, height = slide.dimensions
     fig = Figure(figsize=(thumbnail.width / DPI, thumbnail.height / DPI + 0.6), dpi=DPI)
     ax = fig.add_subplot()

@@ -24,15 +24,39 @@ TISSUE_DEFAULTS = {"tissue_mpp": 8.0, "min_area_um2": 10000.0}
 MIN_SATURATION = 0.05
 
 
+MAX_READ_PIXELS = 1 << 26  # a level larger than this (64 M pixels) is read and reduced in bands of rows
+
+
 def low_resolution_rgb(slide: openslide.OpenSlide, downsample: float) -> np.ndarray:
-    """The whole slide as uint8 RGB at level-0 pixels / `downsample`, area-averaged from the nearest finer level."""
+    """The whole slide as uint8 RGB at level-0 pixels / `downsample`, area-averaged from the nearest finer level.
+
+    A pyramid without a level near the wanted downsample (a 2-level scan of a whole slide) would put gigabytes in
+    memory read whole, so a large level is read in bands of rows, each reduced on its own: memory stays about
+    MAX_READ_PIXELS whatever the slide's size.
+    """
     level = level_for_downsample(slide, downsample)
     width, height = slide.dimensions
     size = (max(1, round(width / downsample)), max(1, round(height / downsample)))
-    image = read_rgb(slide, (0, 0), level, slide.level_dimensions[level])
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BOX)
-    return np.asarray(image)
+    level_width, level_height = slide.level_dimensions[level]
+    if level_width * level_height <= MAX_READ_PIXELS:
+        image = read_rgb(slide, (0, 0), level, (level_width, level_height))
+        return np.asarray(image if image.size == size else image.resize(size, Image.Resampling.BOX))
+    rows_per_output = level_height / size[1]
+    band = max(1, int(MAX_READ_PIXELS / level_width / rows_per_output))  # output rows per band
+    reduced = []
+    for top in range(0, size[1], band):
+        bottom = min(size[1], top + band)
+        first, last = round(top * rows_per_output), round(bottom * rows_per_output)
+        location = (0, round(first * slide.level_downsamples[level]))
+        strip = read_rgb(slide, location, level, (level_width, max(1, last - first)))
+        reduced.append(np.asarray(strip.resize((size[0], bottom - top), Image.Resampling.BOX)))
+    return np.concatenate(reduced)
+
+
+def thumbnail(slide: openslide.OpenSlide, longest_side: int) -> np.ndarray:
+    """The slide as uint8 RGB with its longer side at most `longest_side`, in bounded memory (for figures)."""
+    width, height = slide.dimensions
+    return low_resolution_rgb(slide, max(1.0, max(width, height) / longest_side))
 
 
 def tissue_mask(slide: openslide.OpenSlide, settings: dict, base_mpp: float | None = None) -> tuple[np.ndarray, float]:
