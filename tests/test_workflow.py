@@ -99,13 +99,14 @@ def test_lint_and_default_dry_run(workflow_dir):
         for probe in config["probes"]:
             spec = get_probe(probe)
             if entry["dimensionality"] in spec["dims"] and (spec["kind"] == "segmentation") in kinds:
+                seeds = len(config["probes"][probe].get("seeds", config["seeds"]))
                 if spec["kind"] == "segmentation":
-                    n_segment += grid * len(config["seeds"])
+                    n_segment += grid * seeds
                 else:
-                    n_probe += grid * len(config["seeds"])
+                    n_probe += grid * seeds
         n_extract += grid if False in kinds else 0
     assert jobs["extract_features"] == n_extract
-    assert jobs["probe"] == jobs["evaluate"] == n_probe
+    assert jobs["probe"] + jobs.get("probe_bags", 0) == jobs["evaluate"] == n_probe
     assert jobs["segment"] == jobs["evaluate_segmentation"] == n_segment  # every default backbone has patch tokens
 
 
