@@ -54,3 +54,15 @@ def test_plain_jpeg_without_fallback_mpp_names_the_file(jpeg_items, tmp_path):
     root, items = jpeg_items
     with pytest.raises(SlideError, match=r"0\.jpg.*fallback_mpp"):
         write_slide_tiles("bcnb_like", root, items, {**SETTINGS, "fallback_mpp": None}, tmp_path)
+
+
+def test_converted_slides_are_hashed_in_the_preprocess_record(jpeg_items, tmp_path):
+    from medprobe.stages.preprocess import converted_slides
+
+    root, items = jpeg_items
+    out = tmp_path / "processed"
+    out.mkdir()
+    write_slide_tiles("bcnb_like", root, items, SETTINGS, out)
+    items.to_parquet(out / "items.parquet", index=False)
+    outputs = converted_slides(str(out / "items.parquet"))
+    assert outputs == {f"slide_{i}": str(out / "slides" / "WSIs" / f"{i}.tif") for i in range(3)}

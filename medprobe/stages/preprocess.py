@@ -32,5 +32,19 @@ def preprocess_stage(dataset: str, registry_name: str, global_settings: dict, op
     log.info("preprocessed %s: %s (%d skipped)", dataset, counts, skipped)
     record.write(outputs["provenance"],
                  outputs={"items": outputs["table"], "split": outputs["split"], "spec": outputs["spec"],
-                          **{f"array_{s}": str(out_dir / f"{s}.npy") for s in SPLITS}},
+                          **{f"array_{s}": str(out_dir / f"{s}.npy") for s in SPLITS},
+                          **converted_slides(outputs["table"])},
                  extra={"counts": counts})
+
+
+def converted_slides(items_path: str) -> dict[str, str]:
+    """Slides converted from plain images (medprobe.wsi.preprocess): tiles are read from them, so they are hashed
+    as this stage's outputs and an audit checks them like every other artifact."""
+    import pandas as pd
+
+    items = pd.read_parquet(items_path)
+    if "slide_file" not in items.columns:
+        return {}
+    converted = items[(items["slide_file"] != items["source_file"]) & (items["status"] == "ok")]
+    folder = Path(items_path).parent
+    return {f"slide_{item}": str(folder / path) for item, path in zip(converted["item_id"], converted["slide_file"])}
