@@ -80,6 +80,39 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    """Every user dataset of a config checked row by row, as its download stage will: exit 1 when a run would stop."""
+    from medprobe.config import ConfigError, load_config
+    from medprobe.datasets.registry import get_dataset, resolve_options
+    from medprobe.datasets.user_table import UserDatasetError, validate
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    status = 0
+    for name, options in config["datasets"].items():
+        base = options.get("base", name)
+        try:
+            if "build" not in get_dataset(base):
+                print(f"{name}: registry dataset '{base}', checked by its adapter when it is downloaded\n")
+                continue
+            resolved = resolve_options(base, {k: v for k, v in options.items() if k != "base"})
+            report, _, _ = validate(resolved, read_files=not args.quick)
+        except (UserDatasetError, ValueError) as err:
+            print(f"{name}: {err}\n", file=sys.stderr)
+            status = 2
+            continue
+        policy = resolved["on_invalid"]
+        fatal = [p for p in report.problems if policy == "fail" or p.dataset_level]
+        verdict = (f"a run stops here ({len(fatal)} problem(s) not allowed by on_invalid: {policy})" if fatal else
+                   f"a run skips and counts {len(report.bad_rows)} row(s)" if report.problems else "ready")
+        print(f"{name}:\n{report.format()}\n=> {verdict}\n")
+        status = max(status, 1 if fatal else 0)
+    return status
+
+
 def cmd_audit(args) -> int:
     from medprobe.audit import audit, render_problems, render_tree
 
@@ -117,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config")
     check.set_defaults(func=cmd_check_config)
+    check_data = sub.add_parser(
+        "validate", help="check every row of a config's own datasets (user_table) before any heavy work",
+        description="Reads every file of each user dataset with the readers preprocessing uses and prints its items "
+                    "per split and class, modalities, sizes and every problem, naming row and file. Exit 0 when a "
+                    "run would go ahead, 1 when it would stop on a problem, 2 on an unusable config or declaration.")
+    check_data.add_argument("config")
+    check_data.add_argument("--quick", action="store_true",
+                            help="only check that files exist, without opening them")
+    check_data.set_defaults(func=cmd_validate)
     check_audit = sub.add_parser(
         "audit", help="verify metrics against the bytes on disk through their provenance chains",
         description="Exit 0 when every artifact behind the metrics is intact, 1 naming each changed or "

@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from medprobe.atomic import write_json, write_text
-from medprobe.datasets.registry import get_dataset, resolve_options
+from medprobe.datasets.registry import dataset_entry, resolve_options
 from medprobe.hashing import sha256_file
 from medprobe.registry import resolve
 
@@ -142,11 +142,11 @@ def fetch_local(entry: dict, raw_dir: Path, options: dict, downloads_dir: Path) 
         raise ValueError(f"{entry['title']} is not openly downloadable (access: {entry['access']}): set the "
                          f"dataset option `path` to your local copy. Expected layout:\n{entry['source']['layout']}")
     root = Path(options["path"]).expanduser().resolve()
-    adapter.check_layout(root, entry, options)
+    checked = adapter.check_layout(root, entry, options)  # a user table's validation summary, for provenance
     _fresh(raw_dir)
     write_json(raw_dir / SOURCE, {"kind": "local", "root": str(root)})
     write_manifest(root, raw_dir / MANIFEST)
-    return {"kind": "local", "root": str(root)}
+    return {"kind": "local", "root": str(root), **({"validation": checked} if checked else {})}
 
 
 FETCHERS = {"generator": fetch_generated, "http": fetch_http, "local": fetch_local}
@@ -164,7 +164,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def fetch_dataset(name: str, raw_dir: str | Path, options: dict, downloads_dir: str | Path) -> dict:
     """Fetch into raw_dir and write its manifest; returns what was fetched, for provenance."""
-    entry = get_dataset(name)
+    entry = dataset_entry(name, options)
     options = resolve_options(name, options)
     # One cache folder per registry entry: generic file names (test_list.txt) never collide.
     return FETCHERS[entry["source"]["kind"]](entry, Path(raw_dir), options, Path(downloads_dir) / name)

@@ -110,6 +110,7 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     adapter = importlib.import_module(entry["adapter"])
     manifest = read_manifest(manifest_path)
     items = adapter.read_items(root, entry, options)
+    validation = items.attrs.get("validation")  # a user table's checks: rows skipped and rows without a split
     tasks = active_tasks(entry, options)
     _check_columns(items, tasks, source)
     stratify = next((task["labels"] for task in tasks.values()
@@ -117,7 +118,8 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     items = apply_split_policy(items, entry["split"], root, seed=options.get("split_seed", 0), source=source,
                                stratify_labels=stratify)
     items["source_sha256"] = [source_digest(manifest, path) for path in items["source_file"]]
-    not_in_manifest = sorted(items.loc[items["source_sha256"].isna(), "source_file"])
+    skipped = items["skip_reason"] != "" if "skip_reason" in items.columns else pd.Series(False, index=items.index)
+    not_in_manifest = sorted(items.loc[items["source_sha256"].isna() & ~skipped, "source_file"])
     if not_in_manifest:
         raise FileNotFoundError(
             f"{source}: {len(not_in_manifest)} file(s) in the label table are not in "
@@ -127,6 +129,10 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
     channels = entry.get("channels", 1)
     on_error = settings["on_error"]
     items["status"], items["row"] = "ok", -1
+    if "skip_reason" in items.columns:  # rows validation found bad: never read, counted in their split's total
+        bad = items["skip_reason"] != ""
+        items.loc[bad, "status"] = "skipped: " + items.loc[bad, "skip_reason"]
+        items = items.drop(columns="skip_reason")
     if entry["dimensionality"] == "3d":
         size, metas, volume_spec = _write_volume_slices(dataset, adapter, root, items, entry, settings, out_dir)
     elif entry["dimensionality"] == "wsi":
@@ -164,6 +170,7 @@ def preprocess_dataset(dataset: str, entry: dict, root: str | Path, manifest_pat
                     "ok": int(((items["split"] == split) & (items["status"] == "ok")).sum())}
             for split in SPLITS
         },
+        **({"validation": validation} if validation else {}),
     }
     write_json(out_dir / "spec.json", spec)
     return spec
@@ -183,9 +190,9 @@ def _write_images(dataset: str, adapter, root: Path, items: pd.DataFrame, entry:
     channels = entry.get("channels", 1)
     size = settings["size"]
     metas: dict[int, dict] = {}
-    progress = tqdm(total=len(items), desc=f"preprocess {dataset}", unit="img")
+    progress = tqdm(total=int((items["status"] == "ok").sum()), desc=f"preprocess {dataset}", unit="img")
     for split in SPLITS:
-        members = items[items["split"] == split]
+        members = items[(items["split"] == split) & (items["status"] == "ok")]
         path = out_dir / f"{split}.npy"
         with atomic_path(path) as tmp:
             array, n_ok = None, 0
@@ -251,9 +258,9 @@ def _write_volume_slices(dataset: str, adapter, root: Path, items: pd.DataFrame,
     items["slice_start"], items["slice_stop"] = -1, -1
     metas: dict[int, dict] = {}
     intensity: dict = {}
-    progress = tqdm(total=len(items), desc=f"preprocess {dataset}", unit="volume")
+    progress = tqdm(total=int((items["status"] == "ok").sum()), desc=f"preprocess {dataset}", unit="volume")
     for split in SPLITS:
-        members = items[items["split"] == split]
+        members = items[(items["split"] == split) & (items["status"] == "ok")]
         raw_path = out_dir / f".{split}.slices"
         n_slices = n_volumes = 0
         with atomic_path(out_dir / f"{split}.npy") as tmp, _scratch(raw_path) as raw:

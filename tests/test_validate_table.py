@@ -63,7 +63,7 @@ def test_clean_table_has_no_problems_and_a_full_summary(root):
     assert s["splits"] == {"train": 2, "val": 2, "test": 2}
     assert s["classes"] == {split: {"cat": 1, "dog": 1} for split in ("train", "val", "test")}
     assert s["modalities"] == {"dicom": 1, "nifti": 1, "png": 2, "slide": 1, "tiff": 1}
-    assert s["dimensionality"] == [2, 3]
+    assert s["dimensionality"] == ["2d", "3d", "wsi"]
     assert s["sizes"]["png"] == {"min": [32, 40], "max": [32, 40]}
     assert s["sizes"]["dicom"] == {"min": [128, 128], "max": [128, 128]}
     assert s["sizes"]["nifti"] == {"min": [8, 9, 10], "max": [8, 9, 10]}

@@ -13,15 +13,18 @@ Keys of an entry:
 - preprocess: defaults for this dataset's preprocess settings (override the config's global block)
 - intensity: "normalised" when the source already scaled voxels to [0, 1] (no CT window, no MR percentiles)
 - size (download size, human-readable), license, citation, homepage, access ("open" | "account")
+- build (optional): "module:function" (template, options) -> the entry, for a kind whose options and files define
+  its tasks, dimensionality and modality (users' own tables); use dataset_entry, not get_dataset, to run one
+- options_file (optional): the option naming a YAML file of further options (the config's own take precedence)
 """
 
 from __future__ import annotations
 
-from medprobe.datasets.entries import (chest_xray, demo, endoscopy, medmnist, mri, pathology, segmentation,
+from medprobe.datasets.entries import (chest_xray, demo, endoscopy, medmnist, mri, pathology, segmentation, user,
                                        volumes_local)
-from medprobe.registry import lookup
+from medprobe.registry import lookup, resolve
 
-FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy, segmentation, volumes_local, pathology)
+FAMILIES = (demo, medmnist, chest_xray, mri, endoscopy, segmentation, volumes_local, pathology, user)
 DATASETS: dict[str, dict] = {}
 for _family in FAMILIES:
     _clash = set(DATASETS) & set(_family.ENTRIES)
@@ -49,6 +52,10 @@ def resolve_options(name: str, options: dict) -> dict:
     """The entry's option defaults plus the given options, each checked against what it accepts."""
     entry = get_dataset(name)
     declared = entry.get("options", {})
+    if entry.get("options_file") and options.get(entry["options_file"]):
+        from medprobe.datasets.user_table import load_spec
+
+        options = {**load_spec(options[entry["options_file"]]), **options}
     accepted = {**GENERIC_OPTIONS, **SOURCE_OPTIONS.get(entry["source"]["kind"], {}), **declared}
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -59,6 +66,12 @@ def resolve_options(name: str, options: dict) -> dict:
         if "choices" in spec and resolved.get(key) not in spec["choices"]:
             raise ValueError(f"dataset '{name}': option {key}={resolved.get(key)!r} is not one of {spec['choices']}")
     return resolved
+
+
+def dataset_entry(name: str, options: dict) -> dict:
+    """The entry a config dataset runs with: its registry entry, or the one built from its options (see `build`)."""
+    entry = get_dataset(name)
+    return resolve(entry["build"])(entry, resolve_options(name, options)) if "build" in entry else entry
 
 
 def preprocess_settings(name: str, global_settings: dict, options: dict) -> dict:

@@ -27,6 +27,8 @@ DATASET_CHECKS = frozenset({"missing_column", "empty_class"})  # no row to drop:
 SLIDE_SUFFIXES = frozenset({".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".bif"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 RASTER_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
+DIMENSIONALITY = {"dicom": "2d", "png": "2d", "jpeg": "2d", "tiff": "2d", "nifti": "3d", "dicom-series": "3d",
+                  "slide": "wsi"}
 READ_ERRORS = (ImageReadError, SlideError, OSError)
 FIRST_ITEM_ROW = 2  # spreadsheet numbering: the header is row 1
 
@@ -80,7 +82,7 @@ class Report:
             lines.append(f"  {group}: {total} item(s)" + (f" ({detail})" if detail else ""))
         if s["modalities"]:
             lines.append("  modalities: " + ", ".join(f"{m} {n}" for m, n in s["modalities"].items())
-                         + "; dimensionality: " + ", ".join(f"{d}-D" for d in s["dimensionality"]))
+                         + "; dimensionality: " + ", ".join(s["dimensionality"]))
         for modality, size in s["sizes"].items():
             low, high = ("x".join(map(str, size[k])) for k in ("min", "max"))
             lines.append(f"  sizes ({modality}): {low}" + ("" if low == high else f" .. {high}"))
@@ -101,16 +103,18 @@ class Report:
 
 
 def validate_table(root: Path, table: pd.DataFrame, table_name: str, columns: dict, task: dict,
-                   read_files: bool = True) -> Report:
+                   read_files: bool = True, dimensionality: str | None = None) -> Report:
     """Check every row of `table` against the files under `root` and the declared `task`.
 
     columns maps roles to table columns: path, patient (required), id (default: the path), label, labels (a list
     of 0/1 columns, one per label), mask, split. task: type (binary | multiclass | multilabel | segmentation),
-    classes (the declared class or label names), separator (multi-label names joined in one column).
-    read_files=False checks only that files exist.
+    classes (the declared class or label names), separator (multi-label names joined in one column), negative (the
+    multi-label cell value meaning no label applies, e.g. "No Finding").
+    read_files=False checks only that files exist. dimensionality ("2d" | "3d" | "wsi"): a file of another kind (a
+    volume among X-rays) is a problem of its row.
     """
     root = Path(root)
-    kind, classes = _check_spec(columns, task)
+    kind, classes = check_declaration(columns, task)
     table = table.reset_index(drop=True)
     problems: list[Problem] = []
     needed = [c for role in ROLES if columns.get(role) for c in _as_list(columns[role])]
@@ -121,7 +125,7 @@ def validate_table(root: Path, table: pd.DataFrame, table_name: str, columns: di
                     for c in missing]
         return Report(problems, table.iloc[0:0], _summary(table_name, len(table), table.iloc[0:0], {}, {}, None))
 
-    text = {c: table[c].map(_text) for c in dict.fromkeys(needed)}
+    text = {c: table[c].map(cell_text) for c in dict.fromkeys(needed)}
     paths = text[columns["path"]]
     ids = text[columns.get("id") or columns["path"]]
 
@@ -134,6 +138,11 @@ def validate_table(root: Path, table: pd.DataFrame, table_name: str, columns: di
         if not text[columns["patient"]][i]:
             add(i, "missing_patient", "missing patient id", paths[i] or None)
         image = _check_file(root, paths[i], read_files, False, lambda check, msg: add(i, check, msg, paths[i] or None))
+        if image and dimensionality and DIMENSIONALITY[image[0]] != dimensionality and not (
+                dimensionality == "wsi" and image[0] in RASTER_SUFFIXES.values()):  # plain images tiled as slides
+            add(i, "wrong_kind", f"a {image[0]} file ({DIMENSIONALITY[image[0]]}) in a {dimensionality} dataset",
+                paths[i])
+            image = None
         if image:
             seen[i] = image
         if kind == "segmentation":
@@ -172,7 +181,7 @@ def validate_table(root: Path, table: pd.DataFrame, table_name: str, columns: di
     if splits is not None and kind != "segmentation":
         problems += [Problem(0, None, None, "empty_class", f"class {c!r} has no item in split {s!r}", table_name)
                      for s in groups for c in classes if not counts[s][c]]
-    class_counts = {s: {c: counts[s][c] for c in classes} for s in groups}
+    class_counts = {s: {c: counts[s][c] for c in classes if kind != "segmentation"} for s in groups}
     summary = _summary(table_name, len(table), items, class_counts, {i: seen[i] for i in ok if i in seen},
                        {s: len(rows) for s, rows in groups.items()} if splits is not None else None)
     return Report(problems, items, summary)
@@ -206,7 +215,7 @@ def read_item(path: Path, labels: bool = False) -> tuple[str, tuple[int, ...]]:
                                f"{', '.join(RASTER_SUFFIXES)} or a slide ({', '.join(sorted(SLIDE_SUFFIXES))})")
 
 
-def _check_spec(columns: dict, task: dict) -> tuple[str, list[str]]:
+def check_declaration(columns: dict, task: dict) -> tuple[str, list[str]]:
     """The task type and its class names; a ValueError for a declaration (not a table) that cannot be checked."""
     kind = task.get("type")
     if kind not in TASK_TYPES:
@@ -222,7 +231,7 @@ def _check_spec(columns: dict, task: dict) -> tuple[str, list[str]]:
         raise ValueError(f"a {kind} dataset needs column role(s) {absent}")
     if kind == "multilabel" and columns.get("labels"):
         return kind, [str(c) for c in columns["labels"]]
-    classes = [_text(c) for c in task.get("classes") or []]
+    classes = [cell_text(c) for c in task.get("classes") or []]
     if kind != "segmentation" and not classes:
         raise ValueError(f"a {kind} dataset needs its declared classes (task 'classes')")
     if kind == "binary" and len(classes) != 2:
@@ -256,6 +265,8 @@ def _check_labels(i: int, text: dict, columns: dict, task: dict, classes: list[s
                 add("bad_label", f"label column {column!r} holds {value!r}; expected 0 or 1")
         return [str(c) for c, value in values.items() if value == "1"]
     value = text[columns["label"]][i]
+    if task["type"] == "multilabel" and value and value == task.get("negative"):
+        return []  # the table's way of saying "no label applies" (NIH's "No Finding")
     names = [v.strip() for v in value.split(task["separator"])] if task["type"] == "multilabel" else [value]
     names = [n for n in names if n]
     if not names:
@@ -297,7 +308,7 @@ def _summary(table_name: str, n_rows: int, items: pd.DataFrame, class_counts: di
         "splits": split_counts or {},
         "classes": class_counts,
         "modalities": dict(sorted(Counter(m for m, _ in seen.values()).items())),
-        "dimensionality": sorted({len(shape) for _, shape in seen.values()}),
+        "dimensionality": sorted({DIMENSIONALITY[m] for m, _ in seen.values()}),
         "sizes": {m: {"min": [min(axis) for axis in zip(*shapes)], "max": [max(axis) for axis in zip(*shapes)]}
                   for m, shapes in sorted(sizes.items())},
     }
@@ -312,7 +323,7 @@ def _reason(path: Path, exc: Exception) -> str:
     return reason
 
 
-def _text(value) -> str:
+def cell_text(value) -> str:
     """A cell as the user typed it: '' for empty, '1' (not '1.0') for an integer that pandas read as float."""
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medprobe.datasets.registry import get_dataset, preprocess_settings, resolve_options
+from medprobe.datasets.registry import dataset_entry, preprocess_settings, resolve_options
 from medprobe.provenance import StageRecord
 from medprobe.splits import SPLITS
 
@@ -17,7 +17,7 @@ def preprocess_stage(dataset: str, registry_name: str, global_settings: dict, op
     from medprobe.download import dataset_root
     from medprobe.preprocess import preprocess_dataset
 
-    entry = get_dataset(registry_name)
+    entry = dataset_entry(registry_name, {k: v for k, v in options.items() if k != "base"})
     source_options = resolve_options(registry_name, {k: v for k, v in options.items() if k != "base"})
     settings = preprocess_settings(registry_name, global_settings, source_options)
     record = StageRecord("preprocess", __name__, {"dataset": dataset, "registry_name": registry_name,
@@ -34,7 +34,7 @@ def preprocess_stage(dataset: str, registry_name: str, global_settings: dict, op
                  outputs={"items": outputs["table"], "split": outputs["split"], "spec": outputs["spec"],
                           **{f"array_{s}": str(out_dir / f"{s}.npy") for s in SPLITS},
                           **converted_slides(outputs["table"])},
-                 extra={"counts": counts})
+                 extra={"counts": counts, **({"validation": spec["validation"]} if "validation" in spec else {})})
 
 
 def converted_slides(items_path: str) -> dict[str, str]:

@@ -6,19 +6,19 @@ import json
 import logging
 from pathlib import Path
 
-from medprobe.datasets.registry import get_dataset
+from medprobe.datasets.registry import dataset_entry
 from medprobe.provenance import StageRecord
 from medprobe.splits import SPLITS
 
 log = logging.getLogger("medprobe")
 
 
-def preprocess_masks_stage(dataset: str, registry_name: str, manifest: str, processed_dir: str, upstream: str,
-                           provenance: str, rule: str | None = None, log_path: str | None = None) -> None:
+def preprocess_masks_stage(dataset: str, registry_name: str, options: dict, manifest: str, processed_dir: str,
+                           upstream: str, provenance: str, rule: str | None = None, log_path: str | None = None) -> None:
     from medprobe.download import dataset_root
     from medprobe.masks import write_masks
 
-    entry = get_dataset(registry_name)
+    entry = dataset_entry(registry_name, {k: v for k, v in options.items() if k != "base"})
     processed_dir = Path(processed_dir)
     record = StageRecord("preprocess_masks", __name__, {"dataset": dataset, "registry_name": registry_name},
                          inputs={"items": processed_dir / "items.parquet", "spec": processed_dir / "spec.json"},

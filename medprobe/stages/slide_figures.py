@@ -48,7 +48,7 @@ def tile_qc_stage(processed_dir: str, manifest: str, out_dir: str, n_slides: int
         try:
             title = (f"{row['item_id']} ({row['split']}), MPP from {plan.mpp_source}"
                      + ("" if row["status"] == "ok" else f"; {row['status']}"))
-            qc_thumbnail(slide, tiles, plan, mask, mask_downsample, out_dir / f"{row['item_id']}.png", title)
+            qc_thumbnail(slide, tiles, plan, mask, mask_downsample, figure_path(out_dir, row["item_id"]), title)
         finally:
             slide.close()
 
@@ -89,5 +89,11 @@ def attention_maps_stage(attention: str, predictions: str, processed_dir: str, m
         attention_heatmap(slide_path(row, root, processed_dir), ReadPlan(**json.loads(row["read_plan"])),
                           pd.DataFrame({"x": block["x"], "y": block["y"]}),
                           slide_weights.sort_values("instance")["weight"].to_numpy(),
-                          out_dir / f"{pick['item_id']}.png", title)
+                          figure_path(out_dir, pick["item_id"]), title)
     log.info("attention heatmaps of %d slides in %s", len(chosen), out_dir)
+
+
+def figure_path(out_dir: Path, item_id: str) -> Path:
+    """One PNG per slide, flat in out_dir: an item id that is a relative path (a user's table) keeps its folders
+    in the name."""
+    return out_dir / f"{item_id.replace('/', '__')}.png"

@@ -82,9 +82,9 @@ def write_slide_tiles(dataset: str, root: Path, items: pd.DataFrame, settings: d
     items["tile_start"], items["tile_stop"], items["read_plan"] = -1, -1, ""
     items["slide_file"] = items["source_file"]
     metas: dict[int, dict] = {}
-    progress = tqdm(total=len(items), desc=f"tile {dataset}", unit="slide")
+    progress = tqdm(total=int((items["status"] == "ok").sum()), desc=f"tile {dataset}", unit="slide")
     for split in SPLITS:
-        members = items[items["split"] == split]
+        members = items[(items["split"] == split) & (items["status"] == "ok")]
         records, n_slides = [], 0
         for index, row in members.iterrows():
             progress.update()

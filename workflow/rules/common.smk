@@ -8,17 +8,30 @@ sys.path.insert(0, workflow.basedir)
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.codedeps import code_sha256
-from medprobe.datasets.registry import active_tasks, get_dataset, resolve_options
+from medprobe.datasets import registry as dataset_registry
+from medprobe.datasets.registry import active_tasks, resolve_options
 from medprobe.probes.registry import get_probe
 from medprobe.registry import UnknownEntryError
 
 
+def source_options(dataset):
+    return {k: v for k, v in config["datasets"][dataset].items() if k != "base"}
+
+
+@lru_cache(maxsize=None)
+def dataset_entry(dataset):
+    """The registry entry a config dataset runs with (built from its options and table for a user dataset)."""
+    return dataset_registry.dataset_entry(
+        config["datasets"][dataset].get("base", dataset), source_options(dataset)
+    )
+
+
 def check_registry_names():
-    """Unknown dataset or backbone names, or options a dataset does not take, fail at DAG build."""
+    """Unknown dataset or backbone names, options a dataset does not take, or a user dataset whose declaration
+    or table cannot work, fail at DAG build."""
     try:
-        for name, options in config["datasets"].items():
-            base = options.get("base", name)
-            resolve_options(base, {k: v for k, v in options.items() if k != "base"})
+        for name in config["datasets"]:
+            dataset_entry(name)
         for name in config["backbones"]:
             get_backbone(name)
     except (UnknownEntryError, ValueError) as err:
@@ -87,7 +100,7 @@ FIGURES = ["metric_vs_resolution", "heatmap"]
 
 
 def masks_code(wildcards):
-    adapter = get_dataset(dataset_registry_name(wildcards))["adapter"]
+    adapter = dataset_entry(wildcards.dataset)["adapter"]
     return code_digest("medprobe.stages.preprocess_masks", adapter)
 
 
@@ -101,7 +114,7 @@ def code_digest(*modules):
 
 def preprocess_code(wildcards):
     """The preprocess stage's code plus the adapter it loads by name for this dataset."""
-    adapter = get_dataset(dataset_registry_name(wildcards))["adapter"]
+    adapter = dataset_entry(wildcards.dataset)["adapter"]
     return code_digest("medprobe.stages.preprocess", adapter)
 
 
@@ -200,18 +213,25 @@ def slide_manifest(wildcards):
     return []
 
 
-def dataset_entry(dataset):
-    return get_dataset(config["datasets"][dataset].get("base", dataset))
+def user_table_file(wildcards):
+    """A user dataset's table is an input of its download (validation): editing it reruns everything downstream."""
+    name = config["datasets"][wildcards.dataset].get("base", wildcards.dataset)
+    if name != "user_table":
+        return {}
+    from medprobe.datasets.user_table import table_file
+
+    options = resolve_options(name, source_options(wildcards.dataset))
+    return {"table": str(table_file(options))}
 
 
 @lru_cache(maxsize=None)
 def task_kinds(dataset):
     """'classification' and/or 'segmentation': what the dataset's tasks (under its options) ask for."""
-    options = {k: v for k, v in config["datasets"][dataset].items() if k != "base"}
-    entry = dataset_entry(dataset)
     tasks = active_tasks(
-        entry,
-        resolve_options(config["datasets"][dataset].get("base", dataset), options),
+        dataset_entry(dataset),
+        resolve_options(
+            config["datasets"][dataset].get("base", dataset), source_options(dataset)
+        ),
     )
     return {
         "segmentation" if t["type"] == "segmentation" else "classification"

@@ -1,4 +1,6 @@
 rule download:
+    input:
+        unpack(user_table_file),
     output:
         manifest="data/raw/{dataset}/manifest.tsv",
         provenance="data/raw/{dataset}/provenance.json",

@@ -45,5 +45,6 @@ rule preprocess_masks:
     params:
         code=masks_code,
         registry_name=dataset_registry_name,
+        options=preprocess_options,
     script:
         "../scripts/preprocess_masks.py"

@@ -9,6 +9,7 @@ with log_to(snakemake.log[0]):
     preprocess_masks_stage(
         snakemake.wildcards.dataset,
         snakemake.params.registry_name,
+        dict(snakemake.params.options),
         manifest=snakemake.input.manifest,
         processed_dir=str(Path(snakemake.input.table).parent),
         upstream=snakemake.input.provenance,
