@@ -24,6 +24,16 @@ def validate_config(config: dict, source: str = "config") -> None:
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines))
 
 
+def validate_dataset_options(options: dict, source: str) -> None:
+    """One dataset's options (a user dataset's YAML spec file) against the config schema's dataset section."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    section = {**schema["properties"]["datasets"]["additionalProperties"], "$defs": schema["$defs"]}
+    errors = sorted(jsonschema.Draft202012Validator(section).iter_errors(options), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines))
+
+
 def load_config(path: str | Path) -> dict:
     config = yaml.safe_load(Path(path).read_text()) or {}
     validate_config(config, str(path))

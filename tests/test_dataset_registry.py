@@ -8,6 +8,7 @@ import pytest
 
 from medprobe.cli import main
 from medprobe.datasets.registry import DATASETS, active_tasks, get_dataset, resolve_options
+from medprobe.registry import resolve
 
 REQUIRED = {"title", "modality", "dimensionality", "format", "channels", "adapter", "source", "split", "tasks",
             "size", "license", "citation", "access"}
@@ -21,13 +22,15 @@ def test_at_least_fifteen_datasets():
 def test_entry_is_complete(name):
     entry = DATASETS[name]
     assert REQUIRED <= set(entry), REQUIRED - set(entry)
-    assert entry["access"] in {"open", "account"} and entry["channels"] in {1, 3}
+    assert entry["access"] in {"open", "account", "local"} and entry["channels"] in {1, 3}
     adapter = importlib.import_module(entry["adapter"])
     assert callable(adapter.read_items)
     reader = {"2d": "iter_images", "3d": "iter_volumes"}.get(entry["dimensionality"])  # wsi: the pipeline tiles
     assert reader is None or callable(getattr(adapter, reader))
     if any(task["type"] == "segmentation" for task in entry["tasks"].values()):
         assert callable(adapter.iter_masks)
+    if "build" in entry:  # a template (users' own tables): its build function fills in the tasks
+        assert callable(resolve(entry["build"])) and entry["access"] == "local"
     for task in entry["tasks"].values():
         assert task["type"] in {"binary", "multilabel", "multiclass", "segmentation"} and task["labels"]
     source = entry["source"]
@@ -36,7 +39,7 @@ def test_entry_is_complete(name):
             assert file["url"].startswith("https://"), file
             assert file.get("sha256") or file.get("md5") or file.get("checksum_note"), file["name"]
     elif source["kind"] == "local":
-        assert entry["access"] == "account" and source["layout"].strip()
+        assert entry["access"] in {"account", "local"} and source["layout"].strip()
         assert callable(adapter.check_layout)
     resolve_options(name, {})  # the defaults are valid
 

@@ -47,6 +47,12 @@ def load_spec(path: str | Path) -> dict:
         raise UserDatasetError(f"dataset spec file {path} must hold a mapping of dataset options")
     if "spec" in spec:
         raise UserDatasetError(f"dataset spec file {path} names another spec file; options nest only once")
+    from medprobe.config import ConfigError, validate_dataset_options
+
+    try:
+        validate_dataset_options(spec, f"dataset spec file {path}")
+    except ConfigError as err:
+        raise UserDatasetError(str(err)) from None
     if spec.get("path") and not Path(spec["path"]).expanduser().is_absolute():
         spec["path"] = str(path.parent / spec["path"])
     return spec
@@ -86,8 +92,10 @@ def declaration(options: dict) -> tuple[dict, dict]:
     if not options.get("task"):
         raise UserDatasetError("a user dataset needs its `task`: type (binary, multiclass, multilabel or "
                                "segmentation) and classes")
-    columns = {**DEFAULT_COLUMNS, **(options.get("columns") or {})}
     task = {"name": "label", **options["task"]}
+    given = options.get("columns") or {}
+    role = "mask" if task.get("type") == "segmentation" else None if given.get("labels") else "label"
+    columns = {**DEFAULT_COLUMNS, **({role: role} if role else {}), **given}
     try:
         check_declaration(columns, task)
     except ValueError as err:
@@ -175,13 +183,16 @@ def _file_channels(path: Path, kind: str, dimensionality: str) -> int:
 
 
 def with_split(table: pd.DataFrame, columns: dict, task: dict, options: dict) -> tuple[pd.DataFrame, dict]:
-    """The table and its column roles, with a seeded patient-level split when the table has no split column.
+    """The table and its column roles, with a seeded patient-level split when the table has no split column (the
+    role `split`, or a column named split).
 
     Patients are stratified by the set of labels their rows carry, so every split gets its share of each class
     (to within about one patient per class); the table's own split, when given, is used exactly as it is.
     """
     if columns.get("split"):
         return table, columns
+    if "split" in table.columns:  # a column named split is the split unless the roles name another
+        return table, {**columns, "split": "split"}
     patients = table[columns["patient"]].map(cell_text) if columns["patient"] in table.columns else None
     if patients is None:
         return table, columns  # validation reports the missing column
