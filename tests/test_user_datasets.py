@@ -27,7 +27,8 @@ def folders(tmp_path_factory):
     xray = user_data.xray_folder(root / "cxr", n_patients=60)
     user_data.ct_folder(root / "ct")
     user_data.slide_folder(root / "slides")
-    return {"root": root, "xray": xray, "ct": root / "ct", "slides": root / "slides"}
+    lungs = user_data.lung_folder(root / "lungs")
+    return {"root": root, "xray": xray, "lungs": lungs, "ct": root / "ct", "slides": root / "slides"}
 
 
 def built(options):
@@ -57,6 +58,8 @@ def test_entry_is_inferred_from_the_files(folders):
     assert slides["tasks"]["diagnosis"]["labels"] == ["tumour"]  # binary: the second declared class is positive
     organs = built(user_data.ct_segmentation(folders["ct"]))
     assert (organs["dimensionality"], organs["modality"]) == ("3d", "ct")
+    lungs = built(folders["lungs"])
+    assert (lungs["dimensionality"], lungs["modality"], lungs["channels"]) == ("2d", "unspecified", 1)
 
 
 def test_a_nifti_volume_needs_its_modality_stated_and_dicom_series_say_it(folders):
@@ -211,6 +214,7 @@ def user_run(folders, tmp_path_factory):
             "my_ct_skip": {**ct_lesion_options(folders["ct"], on_invalid="skip"), "resolutions": [48]},
             "my_organs": {**user_data.ct_segmentation(folders["ct"]), "resolutions": [48]},
             "my_slides": user_data.slide_options(folders["slides"], table="slides_lost.csv", on_invalid="skip"),
+            "my_lungs": folders["lungs"],
         },
         "backbones": ["vit_tiny_random", "pixels"],
         "resolutions": [48],
@@ -230,7 +234,8 @@ def test_every_kind_gets_metrics_with_provenance(user_run):
     metrics = pd.read_csv(user_run / "results" / "metrics.csv")
     expected = {("my_cxr", "findings", "logreg"), ("my_ct", "lesion", "logreg"), ("my_ct", "lesion", "mil"),
                 ("my_ct_skip", "lesion", "mil"), ("my_organs", "organs", "seg_linear"),
-                ("my_slides", "diagnosis", "logreg"), ("my_slides", "diagnosis", "mil")}
+                ("my_slides", "diagnosis", "logreg"), ("my_slides", "diagnosis", "mil"),
+                ("my_lungs", "lungs", "seg_linear")}
     assert expected <= set(zip(metrics["dataset"], metrics["task"], metrics["probe"]))
     assert set(metrics["backbone"]) == {"vit_tiny_random", "pixels"}
     assert metrics["provenance_id"].notna().all()
@@ -238,6 +243,7 @@ def test_every_kind_gets_metrics_with_provenance(user_run):
         assert (user_run / "results" / "provenance" / f"{prov_id}.json").exists()
     figures = user_run / "results" / "figures"
     assert (figures / "heatmap.png").exists() and (figures / "overlays_my_organs.png").exists()
+    assert (figures / "overlays_my_lungs.png").exists()
     assert len(list((figures / "attention_my_slides").glob("*.png"))) == 2
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from medprobe.datasets import demo_ct, demo_cxr, demo_wsi
+from medprobe.datasets import demo_ct, demo_cxr, demo_cxr_seg, demo_wsi
 
 FINDINGS = list(demo_cxr.FINDINGS)
 CT_ORGANS = [name for name, value in sorted(demo_ct.LABELS.items(), key=lambda kv: kv[1]) if value]
@@ -52,6 +52,15 @@ def ct_segmentation(root: Path) -> dict:
     return {"base": "user_table", "path": str(root), "table": "cases.parquet", "modality": "ct",
             "columns": {"id": "case", "mask": "mask", "split": "split"},
             "task": {"name": "organs", "type": "segmentation", "classes": CT_ORGANS}}
+
+
+def lung_folder(root: Path, n_images: int = 40, seed: int = 3) -> dict:
+    """PNG radiographs with PNG lung masks (0 background, 1 left, 2 right), the split in the table."""
+    demo_cxr_seg.generate(root, n_images=n_images, seed=seed)
+    images = pd.read_csv(root / "labels.csv", dtype=str).merge(pd.read_csv(root / "split.csv", dtype=str))
+    images.rename(columns={"image": "path", "patient_id": "patient"}).to_csv(root / "lungs.csv", index=False)
+    return {"base": "user_table", "path": str(root), "table": "lungs.csv",
+            "task": {"name": "lungs", "type": "segmentation", "classes": ["left_lung", "right_lung"]}}
 
 
 def slide_folder(root: Path, n_slides: int = 14, seed: int = 5) -> pd.DataFrame:

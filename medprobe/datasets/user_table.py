@@ -178,7 +178,8 @@ def _file_channels(path: Path, kind: str, dimensionality: str) -> int:
     if kind == "dicom":
         import pydicom
 
-        return 3 if int(pydicom.dcmread(path, stop_before_pixels=True, force=True).get("SamplesPerPixel", 1)) == 3 else 1
+        samples = pydicom.dcmread(path, stop_before_pixels=True, force=True).get("SamplesPerPixel", 1)
+        return 3 if int(samples) == 3 else 1
     return 1
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from medprobe.io.dicom import read_dicom_image
 from medprobe.io.dicom_series import read_dicom_series
@@ -134,7 +135,8 @@ def validate_table(root: Path, table: pd.DataFrame, table_name: str, columns: di
 
     seen: dict[int, tuple[str, tuple[int, ...]]] = {}
     positives: dict[int, list[str]] = {}
-    for i in range(len(table)):
+    for i in tqdm(range(len(table)), desc=f"validate {table_name}", unit="row",
+                  disable=not read_files or len(table) < 500):
         if not text[columns["patient"]][i]:
             add(i, "missing_patient", "missing patient id", paths[i] or None)
         image = _check_file(root, paths[i], read_files, False, lambda check, msg: add(i, check, msg, paths[i] or None))

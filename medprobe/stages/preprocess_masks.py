@@ -14,7 +14,8 @@ log = logging.getLogger("medprobe")
 
 
 def preprocess_masks_stage(dataset: str, registry_name: str, options: dict, manifest: str, processed_dir: str,
-                           upstream: str, provenance: str, rule: str | None = None, log_path: str | None = None) -> None:
+                           upstream: str, provenance: str, rule: str | None = None,
+                           log_path: str | None = None) -> None:
     from medprobe.download import dataset_root
     from medprobe.masks import write_masks
 

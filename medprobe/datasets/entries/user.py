@@ -13,9 +13,9 @@ See README section "Your own data" for worked examples."""
 ENTRIES = {
     "user_table": {
         "title": "your own dataset: a folder of files plus a table",
-        "modality": "declared",
-        "dimensionality": "declared",
-        "format": "declared",
+        "modality": "from your files",
+        "dimensionality": "from your files",
+        "format": "from your files",
         "channels": 1,
         "adapter": "medprobe.datasets.adapters.user_table",
         "build": "medprobe.datasets.user_table:build_entry",
@@ -39,8 +39,8 @@ ENTRIES = {
         },
         "split": {"policy": "adapter"},
         "tasks": {},
-        "size": "yours",
-        "license": "yours",
+        "size": "your files",
+        "license": "your data's own",
         "citation": None,
         "homepage": None,
         "access": "local",
