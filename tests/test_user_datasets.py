@@ -285,3 +285,7 @@ def test_editing_the_table_reruns_the_dataset(user_run, folders):
     table.write_text(table.read_text().replace("PX", "PY"))  # an edit (saving the same bytes again reruns nothing)
     result = snakemake(user_run, "--configfile", "config/user.yaml", "-n")
     assert "download" in result.stdout and "my_slides" in result.stdout
+    spec = folders["ct"] / "dataset.yaml"
+    spec.write_text(spec.read_text() + "split_fractions: {train: 0.6, val: 0.2, test: 0.2}\n")  # unused: a split column
+    result = snakemake(user_run, "--configfile", "config/user.yaml", "-n")
+    assert "dataset=my_ct\n" in result.stdout

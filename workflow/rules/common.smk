@@ -214,14 +214,16 @@ def slide_manifest(wildcards):
 
 
 def user_table_file(wildcards):
-    """A user dataset's table is an input of its download (validation): editing it reruns everything downstream."""
+    """A user dataset's table and spec file are inputs of its download (validation): editing either reruns
+    everything downstream."""
     name = config["datasets"][wildcards.dataset].get("base", wildcards.dataset)
     if name != "user_table":
         return {}
     from medprobe.datasets.user_table import table_file
 
     options = resolve_options(name, source_options(wildcards.dataset))
-    return {"table": str(table_file(options))}
+    spec = {"spec": options["spec"]} if options.get("spec") else {}
+    return {"table": str(table_file(options)), **spec}
 
 
 @lru_cache(maxsize=None)
