@@ -72,13 +72,20 @@ def test_a_nifti_volume_needs_its_modality_stated_and_dicom_series_say_it(folder
     assert built({**options, "table": "series_first.csv"})["modality"] == "ct"  # from the series' Modality tag
 
 
-def test_rgb_pngs_have_three_channels(tmp_path):
-    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)]):
-        Image.fromarray(np.full((16, 16, 3), colour, np.uint8)).save(tmp_path / f"{i}.png")
-    pd.DataFrame({"path": [f"{i}.png" for i in range(4)], "patient": list("abcd"),
-                  "label": ["x", "y", "x", "y"]}).to_csv(tmp_path / "t.csv", index=False)
-    entry = built({"path": str(tmp_path), "table": "t.csv", "task": {"type": "multiclass", "classes": ["x", "y"]}})
+def test_rgb_pngs_with_multiclass_and_label_column_tables(tmp_path):
+    for i in range(9):
+        Image.fromarray(np.full((16, 16, 3), (20 * i, 30, 200 - 20 * i), np.uint8)).save(tmp_path / f"{i}.png")
+    pd.DataFrame({"path": [f"{i}.png" for i in range(9)], "patient": list("abcdefghi"), "label": ["x", "y", "z"] * 3,
+                  "split": ["train"] * 3 + ["val"] * 3 + ["test"] * 3, "red": ["1", "0", "1"] * 3,
+                  "blue": ["0", "1", "1"] * 3}).to_csv(tmp_path / "t.csv", index=False)
+    options = {"path": str(tmp_path), "table": "t.csv", "task": {"type": "multiclass", "classes": ["x", "y", "z"]}}
+    entry = built(options)
     assert (entry["dimensionality"], entry["channels"], entry["modality"]) == ("2d", 3, "unspecified")
+    one_hot = items_for(options)[["label_x", "label_y", "label_z"]].to_numpy()
+    np.testing.assert_array_equal(one_hot, np.tile(np.eye(3), (3, 1)))
+    columns = {**options, "columns": {"labels": ["red", "blue"]}, "task": {"name": "colours", "type": "multilabel"}}
+    assert built(columns)["tasks"] == {"colours": {"type": "multilabel", "labels": ["red", "blue"]}}
+    np.testing.assert_array_equal(items_for(columns)[["label_red", "label_blue"]], [[1, 0], [0, 1], [1, 1]] * 3)
 
 
 def test_a_split_given_in_the_table_is_used_exactly(folders):
