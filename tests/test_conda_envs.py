@@ -21,6 +21,17 @@ def test_pip_pins_match_the_lock(env):
         assert LOCK.get(name.lower().replace("_", "-")) == version, (env.name, pin)
 
 
+@pytest.mark.parametrize("env", sorted((REPO / "envs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_conda_pins_match_the_lock(env):
+    """conda-forge names these packages as PyPI does; a version the lock lacks belongs in the pip list."""
+    spec = yaml.safe_load(env.read_text())
+    pins = [item for item in spec["dependencies"] if isinstance(item, str)]
+    for pin in pins:
+        name, _, version = pin.partition("=")
+        if name not in ("python", "pip"):
+            assert LOCK.get(name) == version, (env.name, pin)
+
+
 def test_every_rule_env_exists():
     for rules in (REPO / "workflow" / "rules").glob("*.smk"):
         for line in rules.read_text().splitlines():
