@@ -14,7 +14,7 @@ from medprobe.datasets.demo_cxr import generate
 from medprobe.datasets.registry import get_dataset
 from medprobe.download import write_manifest
 from medprobe.evaluate.metrics import macro_auroc
-from medprobe.stages.probe import select_features
+from medprobe.stages.probe import select_tokens
 from medprobe.preprocess import preprocess_dataset
 from medprobe.probes.registry import get_probe
 
@@ -36,7 +36,7 @@ def pooled_pixels(tmp_path_factory):
     for split in ("train", "val", "test"):
         images = np.load(out / f"{split}.npy").astype(np.float32) / 255
         pooled = images.reshape(len(images), 8, 4, 8, 4).mean(axis=(2, 4))  # the pixels baseline, pool 4
-        features[split] = select_features(pooled.reshape(len(images), 1, -1), ["pixels"], "all")
+        features[split] = select_tokens(pooled.reshape(len(images), 1, -1), ["pixels"], "all")
     return items, features
 
 

@@ -29,18 +29,26 @@ def task_targets(index: pd.DataFrame, task: dict) -> np.ndarray:
     return matrix
 
 
-def select_features(array: np.ndarray, tokens: list[str], which: str) -> np.ndarray:
-    """'all' concatenates every token; 'cls_last_n' the CLS tokens of the last n blocks; else one token."""
-    if which == "cls_last_n":
+def select_tokens(array: np.ndarray, tokens: list[str], which: str) -> np.ndarray:
+    """(n, d) rows of the chosen tokens, concatenated, in the stored dtype.
+
+    'all' is every token; 'cls_last_n' the CLS tokens of the last n blocks; else one token. Adjacent tokens
+    are sliced, so a memory-mapped split stays a view that is read only where it is used (a slide set's
+    tiles can be far larger than memory).
+    """
+    if which == "all":
+        chosen = list(range(len(tokens)))
+    elif which == "cls_last_n":
         chosen = [i for i, name in enumerate(tokens) if name == "cls" or name.startswith("cls_block-")]
         if not chosen:
             raise ValueError(f"probe features 'cls_last_n' need CLS tokens; this backbone wrote {tokens}")
-        array = array[:, chosen]
-    elif which != "all":
-        if which not in tokens:
-            raise ValueError(f"probe features '{which}' not available; this backbone wrote {tokens}")
-        array = array[:, [tokens.index(which)]]
-    return array.reshape(len(array), -1).astype(np.float32)
+    elif which in tokens:
+        chosen = [tokens.index(which)]
+    else:
+        raise ValueError(f"probe features '{which}' not available; this backbone wrote {tokens}")
+    adjacent = chosen == list(range(chosen[0], chosen[-1] + 1))
+    array = array[:, chosen[0] : chosen[-1] + 1] if adjacent else array[:, chosen]
+    return array.reshape(len(array), -1)
 
 
 def classification_tasks(tasks: dict) -> dict:
@@ -86,7 +94,7 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
 
     from medprobe.probes.registry import get_probe
 
-    if get_probe(probe)["kind"] == "bags":  # torch probes; kNN and logreg never import it
+    if get_probe(probe).get("torch"):  # kNN and logreg never import it
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -112,12 +120,15 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     if empty:
         raise ValueError(f"{probe} on {feature_dir}: no {empty} items; a test-only set (e.g. camelyon17 with "
                          "role: transfer) is probed with `transfer_from: <a dataset with train and val>` in the config")
-    x = {s: select_features(np.load(split_dirs[s] / f"{s}.npy"), spec["tokens"], params["features"])
-         for s in SPLITS}
+    # Memory-mapped: a slide set's tiles are read bag by bag (MIL) or slide by slide (the mean), never whole.
+    tokens = {s: select_tokens(np.load(split_dirs[s] / f"{s}.npy", mmap_mode="r"), spec["tokens"],
+                               params["features"]) for s in SPLITS}
     if get_probe(probe)["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
-        x = {s: (x[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
+        x = {s: (tokens[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
     elif instance_ranges(parts["test"]) is not None:  # one vector per volume or slide, the mean of its instances
-        x = {s: mean_over_instances(x[s], parts[s]) for s in SPLITS}
+        x = {s: mean_over_instances(tokens[s], parts[s]) for s in SPLITS}
+    else:
+        x = {s: tokens[s].astype(np.float32) for s in SPLITS}
     run = get_probe(probe)["run"]
     rows, info, attention_rows = [], {}, []
     for task_name, task in classification_tasks(spec["tasks"]).items():
