@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from medprobe.evaluate.metrics import macro_auroc
 from medprobe.probes.logreg import c_grid, select_and_predict_logreg
-from medprobe.probes.mil import GatedAttentionMIL, _loss, run_mil
+from medprobe.probes.mil import GatedAttentionMIL, run_mil
+from medprobe.probes.training import classification_loss
 
 FAST = {"epochs": 4, "hidden": 32, "attention": 16}
 
@@ -124,12 +125,12 @@ def test_missing_labels_carry_no_loss_and_no_gradient():
     logits = torch.randn(5, 3, requires_grad=True)
     targets = torch.tensor([[1, -1, 0], [0, 1, -1], [-1, -1, -1], [1, 0, 1], [0, -1, 1]])
     known = targets != -1
-    loss = _loss(logits, targets, "multilabel")
+    loss = classification_loss(logits, targets, "multilabel")
     expected = F.binary_cross_entropy_with_logits(logits[known], targets[known].float())
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert (logits.grad[~known] == 0).all() and (logits.grad[known] != 0).all()
-    assert _loss(logits, torch.full((5, 3), -1), "multilabel") is None  # such a batch is skipped
+    assert classification_loss(logits, torch.full((5, 3), -1), "multilabel") is None  # such a batch is skipped
 
 
 def test_missing_labels_in_train_and_val_are_ignored_end_to_end():

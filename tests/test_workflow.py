@@ -151,6 +151,34 @@ def test_killed_run_resumes_to_identical_results(tiny_run, tmp_path):
     shutil.rmtree(workdir / "data")  # keep the temporary folder small
 
 
+def test_adding_the_linear_probe_runs_only_its_jobs(tiny_run, tmp_path):
+    """A probe added to a finished run: its probe and evaluate jobs per seed, nothing upstream; its rows carry
+    the learning rate it chose on validation."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
+    config["probes"]["linear"] = {"lrs": [0.01, 0.1], "epochs": 5, "batch_size": 16, "seeds": [0, 1]}
+    (workdir / "config" / "linear.yaml").write_text(yaml.safe_dump(config))
+    n_heads = len(config["backbones"]) * len(config["resolutions"]) * 2
+    jobs = planned_jobs(snakemake(workdir, "--configfile", "config/linear.yaml", "-n"))
+    assert jobs == {"probe": n_heads, "evaluate": n_heads, "aggregate": 1, "figures": 1, "crate": 1, "all": 1}
+    snakemake(workdir, "--configfile", "config/linear.yaml")
+    table = pd.read_csv(workdir / "results" / "metrics.csv")
+    linear = table[table["probe"] == "linear"]
+    assert set(linear["seed"]) == {0, 1} and set(linear["task"]) == {"findings", "control"}
+    before = pd.read_csv(tiny_run / "results" / "metrics.csv")
+    pd.testing.assert_frame_equal(table[table["probe"] != "linear"].reset_index(drop=True), before)
+    for prov_id in linear["provenance_id"].unique():
+        record = json.loads((workdir / "results" / "provenance" / f"{prov_id}.json").read_text())
+        probe = record["chain"][1]
+        assert probe["identity"]["params"]["params"]["lrs"] == [0.01, 0.1]
+        for task in ("findings", "control"):
+            assert probe["extra"]["selection"][task]["chosen_lr"] in (0.01, 0.1)
+    findings = linear[(linear["task"] == "findings") & (linear["metric"] == "auroc")]
+    assert (findings["value"] > 0.5).all(), findings
+    shutil.rmtree(workdir / "data")
+
+
 def test_ruff_clean():
     ruff = Path(SNAKEMAKE).with_name("ruff")
     result = subprocess.run([str(ruff), "check", "."], cwd=REPO, capture_output=True, text=True)

@@ -13,10 +13,10 @@ ever predicted. One seed per call; on CPU the same inputs and seed give byte-ide
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from medprobe.evaluate.metrics import MISSING, label_indicator, macro_auroc
+from medprobe.evaluate.metrics import label_indicator, macro_auroc
+from medprobe.probes.training import STATS_ELEMENTS, classification_loss, standardiser
 
 DEFAULTS = {
     "hidden": 128,  # instance embedding width (Linear(D, hidden) + ReLU + dropout)
@@ -29,10 +29,8 @@ DEFAULTS = {
     "device": "cpu",  # or "cuda", "cuda:1": scores then match CPU's only to float tolerance
 }
 
-# Prediction processes contiguous bags in chunks of about this many instances; feature statistics are
-# accumulated over chunks of about this many values.
+# Prediction processes contiguous bags in chunks of about this many instances.
 _PREDICT_INSTANCES = 1 << 16
-_STATS_ELEMENTS = 1 << 22
 
 
 class GatedAttentionMIL(nn.Module):
@@ -81,25 +79,11 @@ def _bags(split, name: str, n_features: int | None = None) -> tuple[np.ndarray, 
         raise ValueError(f"{name} offsets must start at 0 and end at {len(features)} (the number of instances)")
     if (np.diff(offsets) <= 0).any():
         raise ValueError(f"{name} has an empty bag (offsets must increase strictly); attention needs an instance")
-    chunk = max(1, _STATS_ELEMENTS // max(1, features.shape[1]))
+    chunk = max(1, STATS_ELEMENTS // max(1, features.shape[1]))
     for start in range(0, len(features), chunk):
         if not np.isfinite(features[start : start + chunk]).all():
             raise ValueError(f"{name} bag features contain NaN or infinite values")
     return features, offsets.astype(np.int64)
-
-
-def _standardiser(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 mean and standard deviation (1 where constant) of the rows, accumulated in float64 by chunks."""
-    chunk = max(1, _STATS_ELEMENTS // features.shape[1])
-    total = np.zeros(features.shape[1])
-    for start in range(0, len(features), chunk):
-        total += np.asarray(features[start : start + chunk], dtype=np.float64).sum(axis=0)
-    mean = total / len(features)
-    squares = np.zeros(features.shape[1])
-    for start in range(0, len(features), chunk):
-        squares += ((np.asarray(features[start : start + chunk], dtype=np.float64) - mean) ** 2).sum(axis=0)
-    std = np.sqrt(squares / len(features))
-    return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
 
 
 class _Bags:
@@ -134,17 +118,6 @@ class _Bags:
             rows = slice(int(self.offsets[start]), int(self.offsets[stop]))
             yield start, *self._tensors(rows, self.sizes[start:stop])
             start = stop
-
-
-def _loss(logits: torch.Tensor, targets: torch.Tensor, task_type: str) -> torch.Tensor | None:
-    """Cross-entropy over classes, or BCE over the known (not -1) labels; None when no label is known."""
-    if task_type == "multiclass":
-        return F.cross_entropy(logits, targets)
-    known = targets != MISSING
-    if not known.any():
-        return None
-    losses = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0).to(logits.dtype), reduction="none")
-    return losses[known].mean()
 
 
 @torch.no_grad()
@@ -211,7 +184,7 @@ def run_mil(train, y_train, val, y_val, test, params: dict, task_type: str, seed
         raise ValueError("validation macro AUROC is undefined (every label has one class in val): no epoch to choose")
 
     device = torch.device(settings["device"])
-    scaler = _standardiser(train_x)
+    scaler = standardiser(train_x)
     train_bags, val_bags, test_bags = (_Bags(x, o, scaler, device) for x, o in
                                        ((train_x, train_offsets), (val_x, val_offsets), (test_x, test_offsets)))
     targets = torch.from_numpy(y_train.astype(np.int64)).to(device)
@@ -231,7 +204,7 @@ def run_mil(train, y_train, val, y_val, test, params: dict, task_type: str, seed
                 batch = order[start : start + int(settings["batch_bags"])]
                 x, bag_index = train_bags.batch(batch)
                 logits, _ = model(x, bag_index, len(batch))
-                loss = _loss(logits, targets[torch.from_numpy(batch).to(device)], task_type)
+                loss = classification_loss(logits, targets[torch.from_numpy(batch).to(device)], task_type)
                 if loss is None:
                     continue
                 optimizer.zero_grad()

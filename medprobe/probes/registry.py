@@ -25,6 +25,13 @@ def run_logreg(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
                                      task_type=task_type, max_iter=params["max_iter"], seed=seed)
 
 
+def run_linear(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
+    from medprobe.probes.linear import run_linear as fit_linear
+
+    return fit_linear(train_x, train_y, val_x, val_y, test_x, {k: v for k, v in params.items() if k != "features"},
+                      task_type, seed)
+
+
 def run_mil(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
     from medprobe.probes.mil import run_mil as fit_mil
 
@@ -35,13 +42,17 @@ def run_mil(train_x, train_y, val_x, val_y, test_x, params, task_type, seed):
 # kind: "vector" probes read one feature vector per item (a volume's slices or a slide's tiles mean-pooled);
 # "bags" probes read a volume's slice features or a slide's tile features as (features, offsets); "segmentation"
 # heads read patch-token grids and masks.
-# dims: the dataset dimensionalities a probe applies to.
+# dims: the dataset dimensionalities a probe applies to. torch: the probe trains with torch (its job sets torch's
+# thread count; the others never import it).
 PROBES: dict[str, dict] = {
     "knn": {"run": run_knn, "kind": "vector", "dims": ("2d", "3d", "wsi"),
             "description": "cosine kNN, softmax(sim/T)-weighted vote; k chosen on val"},
     "logreg": {"run": run_logreg, "kind": "vector", "dims": ("2d", "3d", "wsi"),
                "description": "L-BFGS logistic regression on standardised features; C chosen on val"},
-    "mil": {"run": run_mil, "kind": "bags", "dims": ("3d", "wsi"),
+    "linear": {"run": run_linear, "kind": "vector", "dims": ("2d", "3d", "wsi"), "torch": True,
+               "description": "linear heads on standardised features, one per learning rate, trained in one pass "
+                              "(SGD, momentum, cosine); lr chosen on val, refit on train + val"},
+    "mil": {"run": run_mil, "kind": "bags", "dims": ("3d", "wsi"), "torch": True,
             "description": "gated-attention MIL (Ilse et al. 2018) over a volume's slices or a slide's tiles; "
                            "epoch chosen on val"},
     "seg_linear": {"kind": "segmentation", "dims": ("2d", "3d"),
