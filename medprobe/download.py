@@ -166,5 +166,7 @@ def fetch_dataset(name: str, raw_dir: str | Path, options: dict, downloads_dir: 
     """Fetch into raw_dir and write its manifest; returns what was fetched, for provenance."""
     entry = dataset_entry(name, options)
     options = resolve_options(name, options)
-    # One cache folder per registry entry: generic file names (test_list.txt) never collide.
-    return FETCHERS[entry["source"]["kind"]](entry, Path(raw_dir), options, Path(downloads_dir) / name)
+    # One cache folder per registry entry, so generic file names (test_list.txt) never collide; entries over one
+    # download (AMOS22's CT and MRI) name a shared folder as `cache`, so it is fetched once.
+    cache = Path(downloads_dir) / entry["source"].get("cache", name)
+    return FETCHERS[entry["source"]["kind"]](entry, Path(raw_dir), options, cache)

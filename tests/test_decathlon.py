@@ -19,7 +19,7 @@ from http_server import FileServer
 from medprobe.datasets.adapters import decathlon
 from medprobe.datasets.entries.segmentation import MSD_TASKS
 from medprobe.datasets.registry import get_dataset, preprocess_settings, resolve_options
-from medprobe.download import fetch_http, write_manifest
+from medprobe.download import fetch_dataset, fetch_http, write_manifest
 from medprobe.io.images import ImageReadError
 from medprobe.masks import write_masks
 from medprobe.preprocess import preprocess_dataset
@@ -267,3 +267,20 @@ def test_manifest_written_over_a_local_copy_preprocesses_the_same(brain, tmp_pat
     spec, _ = run_preprocess("msd_braintumour", root, tmp_path / "out", {"fold": 4})
     items = pd.read_parquet(tmp_path / "out" / "items.parquet")
     assert set(items.loc[items["split"] == "test", "cv_fold"]) == {4} and spec["counts"]["val"]["total"] == 2
+
+
+def test_amos_ct_and_mri_entries_share_one_download(tmp_path, monkeypatch):
+    """The two AMOS22 entries read one 24 GB zip: fetched through fetch_dataset, it is downloaded once."""
+    www = tmp_path / "www"
+    fake = make_amos(www, ct_train=2, mri_train=1, ct_val=1, mri_val=1, n_test=1)
+    for name in ("amos22", "amos22_mri"):
+        file = get_dataset(name)["source"]["files"][0]
+        for algorithm in ("sha256", "md5"):
+            monkeypatch.setitem(file, algorithm, fake["files"]["amos22.zip"][algorithm])
+    with FileServer(www) as server:
+        for name in ("amos22", "amos22_mri"):
+            fetch_dataset(name, tmp_path / name, {"mirror": server.base_url}, tmp_path / "downloads")
+        assert server.count("/amos22.zip") == 1
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == ["amos22"]
+    for name in ("amos22", "amos22_mri"):
+        assert (tmp_path / name / "manifest.tsv").read_text() == (tmp_path / "amos22" / "manifest.tsv").read_text()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import random
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,7 @@ def dest(tmp_path: Path) -> Path:
 
 
 def siblings(dest: Path) -> list[str]:
+    """Everything in the download folder: the file, and the lock that makes concurrent fetches take turns."""
     return sorted(path.name for path in dest.parent.iterdir())
 
 
@@ -43,7 +47,7 @@ def siblings(dest: Path) -> list[str]:
 def test_download_verifies_and_a_verified_file_is_not_fetched_again(server, dest, sums):
     assert download_file(server.url(PATH), dest, **sums, **FAST) == dest
     assert dest.read_bytes() == PAYLOAD
-    assert siblings(dest) == ["blob.bin"]
+    assert siblings(dest) == ["blob.bin", "blob.bin.lock"]
     [hit] = server.hits(PATH)
     assert hit.status == 200 and "range" not in hit.headers
     download_file(server.url(PATH), dest, **sums, **FAST)
@@ -70,7 +74,7 @@ def test_connection_cut_mid_file_resumes_with_range(server, dest):
     assert (first.status, second.status) == (200, 206)
     assert second.headers["range"] == "bytes=100000-"
     assert dest.read_bytes() == PAYLOAD
-    assert siblings(dest) == ["blob.bin"]
+    assert siblings(dest) == ["blob.bin", "blob.bin.lock"]
 
 
 def test_every_retry_resumes_from_the_bytes_on_disk(server, dest):
@@ -122,7 +126,7 @@ def test_checksum_mismatch_moves_the_file_aside(server, dest):
     message = str(caught.value)
     for expected in (server.url(PATH), wrong, SHA256, str(corrupt), "delete it and retry", "pinned checksum"):
         assert expected in message
-    assert siblings(dest) == ["blob.bin.corrupt"]
+    assert siblings(dest) == ["blob.bin.corrupt", "blob.bin.lock"]
     assert corrupt.read_bytes() == PAYLOAD
 
 
@@ -158,7 +162,7 @@ def test_client_error_fails_at_once(server, dest, status):
     with pytest.raises(DownloadError, match=f"HTTP {status}.*1 attempt\\)"):
         download_file(server.url(PATH), dest, sha256=SHA256, **FAST)
     assert server.count(PATH) == 1
-    assert not dest.parent.exists() or siblings(dest) == []
+    assert siblings(dest) == ["blob.bin.lock"]  # no half file left
 
 
 def test_backoff_doubles(server, dest, monkeypatch):
@@ -191,3 +195,32 @@ def test_tokens_never_reach_messages_or_logs(server, dest, caplog, fault):
     assert f"{base}{PATH}?token=REDACTED&x=REDACTED" in str(caught.value)
     if fault != "refused":
         assert server.hits(PATH)[0].headers["authorization"] == "Bearer HEADERSECRET"  # it was sent, though
+
+
+def _opened(pid: int, path: Path) -> bool:
+    """Whether process pid holds path open (Linux /proc)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(Path(os.readlink(fd)) == path for fd in fds.iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_second_process_waits_for_the_first_and_takes_its_verified_file(server, dest):
+    """Two jobs fetching one file (AMOS22's CT and MRI entries share a zip): the second waits on the lock, then
+    finds the file the first verified, and never touches the network or the first's `.part`."""
+    context = multiprocessing.get_context("fork")
+    dest.parent.mkdir(parents=True)
+    with http._exclusive(dest):  # this process plays the first job, mid-download
+        second = context.Process(target=download_file, args=(server.url(PATH), dest), kwargs={"sha256": SHA256})
+        second.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _opened(second.pid, dest.with_name("blob.bin.lock")) \
+                and not server.count(PATH):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert server.count(PATH) == 0 and second.is_alive()  # blocked on the lock, not downloading
+        dest.write_bytes(PAYLOAD)  # the first job's verified file lands
+    second.join(20)
+    assert second.exitcode == 0 and server.count(PATH) == 0
+    assert siblings(dest) == ["blob.bin", "blob.bin.lock"]

@@ -9,11 +9,13 @@ redacted.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -71,20 +73,39 @@ def download_file(url: str, dest: str | Path, *, sha256: str | None = None, md5:
     """
     dest = Path(dest)
     expected = {name: value.lower() for name, value in (("sha256", sha256), ("md5", md5)) if value}
-    if dest.exists():
-        if not _mismatches(dest, expected):
-            return dest
-        log.warning("%s does not match its checksum; moved to %s, downloading again", dest, _set_aside(dest, dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    _fetch(url, part, retries=retries, backoff=backoff, timeout=timeout, headers=headers or {}, progress=progress)
-    if bad := _mismatches(part, expected):
-        corrupt = _set_aside(part, dest)
-        found = "; ".join(f"expected {name} {want}, got {got}" for name, want, got in bad)
-        raise ChecksumError(f"checksum mismatch for {_redact(url)}: {found}. The corrupt file was moved to {corrupt}; "
-                            "delete it and retry, or check the pinned checksum.")
-    os.replace(part, dest)
+    with _exclusive(dest):
+        if dest.exists():
+            if not _mismatches(dest, expected):
+                return dest
+            log.warning("%s does not match its checksum; moved to %s, downloading again", dest,
+                        _set_aside(dest, dest))
+        part = dest.with_name(dest.name + ".part")
+        _fetch(url, part, retries=retries, backoff=backoff, timeout=timeout, headers=headers or {},
+               progress=progress)
+        if bad := _mismatches(part, expected):
+            corrupt = _set_aside(part, dest)
+            found = "; ".join(f"expected {name} {want}, got {got}" for name, want, got in bad)
+            raise ChecksumError(f"checksum mismatch for {_redact(url)}: {found}. The corrupt file was moved to "
+                                f"{corrupt}; delete it and retry, or check the pinned checksum.")
+        os.replace(part, dest)
     return dest
+
+
+@contextmanager
+def _exclusive(dest: Path):
+    """Hold `<dest>.lock`: two jobs fetching one file (two entries over one archive) take turns, and the second
+    finds the first's verified file instead of appending to the same `.part`."""
+    with open(dest.with_name(dest.name + ".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process downloading %s", dest)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _fetch(url: str, part: Path, *, retries: int, backoff: float, timeout: float, headers: dict[str, str],

@@ -125,7 +125,7 @@ def _amos_entry(modality: str) -> dict:
         "format": "nifti",
         "channels": 1,
         "adapter": "medprobe.datasets.adapters.decathlon",
-        "source": {"kind": "http", "files": [dict(AMOS_FILE)]},
+        "source": {"kind": "http", "files": [dict(AMOS_FILE)], "cache": "amos22"},  # one 24 GB zip for both
         "labels": {"folder": "amos22", "classes": [published for published, _ in AMOS_CLASSES],
                    "sections": {"training": "trainval", "validation": "test"}, "mri_from_case": 500},
         "split": {"policy": "adapter", "val_fraction": 0.2},
