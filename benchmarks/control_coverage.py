@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from snakemake.utils import validate
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from medprobe.config import SCHEMA
 from medprobe.evaluate.metrics import bootstrap_ci, macro_auroc
 from medprobe.probes.registry import get_probe
 from medprobe.splits import SPLITS
-from medprobe.stages.probe import instance_ranges, mean_over_instances, select_tokens
+from medprobe.stages.probe import select_tokens, vector_inputs
 
 
 def feature_sets(results: Path, dataset: str) -> dict[tuple[str, int], dict]:
@@ -41,7 +43,7 @@ def feature_sets(results: Path, dataset: str) -> dict[tuple[str, int], dict]:
         spec = json.loads(spec_path.read_text())
         index = pd.read_parquet(folder / "index.parquet")
         parts = {s: index.query("split == @s").sort_values("row") for s in SPLITS}
-        arrays = {s: np.load(folder / f"{s}.npy") for s in SPLITS}
+        arrays = {s: np.load(folder / f"{s}.npy", mmap_mode="r") for s in SPLITS}
         sets[(folder.parent.name, int(folder.name))] = {"spec": spec, "parts": parts, "arrays": arrays}
     if not sets:
         raise SystemExit(f"no features under {results / 'features' / dataset}: run the pipeline first (make demo)")
@@ -49,10 +51,9 @@ def feature_sets(results: Path, dataset: str) -> dict[tuple[str, int], dict]:
 
 
 def probe_inputs(entry: dict, features: str) -> dict[str, np.ndarray]:
-    x = {s: select_tokens(entry["arrays"][s], entry["spec"]["tokens"], features) for s in SPLITS}
-    if instance_ranges(entry["parts"]["test"]) is not None:
-        return {s: mean_over_instances(x[s], entry["parts"][s]) for s in SPLITS}
-    return {s: x[s].astype(np.float32) for s in SPLITS}
+    """What the probe stage hands a vector probe, per split."""
+    return {s: vector_inputs(select_tokens(entry["arrays"][s], entry["spec"]["tokens"], features), entry["parts"][s])
+            for s in SPLITS}
 
 
 def control_task(spec: dict, dataset: str) -> tuple[str, str]:
@@ -73,8 +74,9 @@ def main() -> None:
     args = parser.parse_args()
 
     config = yaml.safe_load(args.config.read_text())
-    evaluate = {"n_bootstrap": 1000, "ci": 0.95, "threshold": 0.5, **config.get("evaluate", {})}
-    eval_seed = int(config.get("seeds", [0])[0])
+    validate(config, str(SCHEMA))  # as the Snakefile does: the schema's defaults filled in
+    evaluate = config["evaluate"]
+    eval_seed = int(config["seeds"][0])
     probes = {name: params for name, params in config["probes"].items() if get_probe(name)["kind"] == "vector"}
     sets = feature_sets(args.results, args.dataset)
     first = next(iter(sets.values()))

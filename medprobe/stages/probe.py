@@ -74,6 +74,14 @@ def mean_over_instances(features: np.ndarray, part: pd.DataFrame) -> np.ndarray:
                      for start, stop in zip(*instance_ranges(part))]).astype(np.float32)
 
 
+def vector_inputs(tokens: np.ndarray, part: pd.DataFrame) -> np.ndarray:
+    """One float32 vector per item, as the vector probes read it: a volume's slices or a slide's tiles
+    averaged (the selected tokens of a memory map, read item by item), else the item's own features."""
+    if instance_ranges(part) is not None:
+        return mean_over_instances(tokens, part)
+    return tokens.astype(np.float32)
+
+
 def transfer_check(spec: dict, train_spec: dict, test_dir: Path, train_dir: Path) -> None:
     """Training on one dataset and testing on another needs the same tasks and the same feature tokens."""
     differ = [key for key in ("tasks", "tokens") if spec[key] != train_spec[key]]
@@ -125,10 +133,8 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
                                params["features"]) for s in SPLITS}
     if get_probe(probe)["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
         x = {s: (tokens[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
-    elif instance_ranges(parts["test"]) is not None:  # one vector per volume or slide, the mean of its instances
-        x = {s: mean_over_instances(tokens[s], parts[s]) for s in SPLITS}
     else:
-        x = {s: tokens[s].astype(np.float32) for s in SPLITS}
+        x = {s: vector_inputs(tokens[s], parts[s]) for s in SPLITS}
     run = get_probe(probe)["run"]
     rows, info, attention_rows = [], {}, []
     for task_name, task in classification_tasks(spec["tasks"]).items():
