@@ -43,5 +43,6 @@ rule all:
         figures=expand(
             "results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]
         ),
+        fewshot=fewshot_figure_targets(),
         overlays=overlay_targets(),
         slides=slide_figure_targets(),

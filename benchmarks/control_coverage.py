@@ -77,7 +77,8 @@ def main() -> None:
     validate(config, str(SCHEMA))  # as the Snakefile does: the schema's defaults filled in
     evaluate = config["evaluate"]
     eval_seed = int(config["seeds"][0])
-    probes = {name: params for name, params in config["probes"].items() if get_probe(name)["kind"] == "vector"}
+    probes = {name: params for name, params in config["probes"].items()
+              if get_probe(name)["kind"] == "vector" and not get_probe(name).get("few_shot")}
     sets = feature_sets(args.results, args.dataset)
     first = next(iter(sets.values()))
     task_name, label = control_task(first["spec"], args.dataset)

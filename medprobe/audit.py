@@ -21,11 +21,10 @@ import pandas as pd
 from medprobe.atomic import write_json
 from medprobe.download import dataset_root
 from medprobe.hashing import sha256_file, sha256_json
-from medprobe.metrics_table import SORT_COLUMNS
+from medprobe.metrics_table import SORT_COLUMNS, read_metrics
 from medprobe.provenance import ID_LENGTH
 
 CACHE = Path(".medprobe") / "hash-cache.json"
-ROW_KEY = ["dataset", "task", "backbone", "resolution", "probe", "seed"]
 
 
 @dataclass
@@ -102,10 +101,11 @@ class AuditReport:
 
 
 def describe_rows(table: pd.DataFrame) -> dict[str, list[str]]:
-    """provenance_id -> ["dataset/task/backbone/res/probe/seedN: metric", ...]."""
+    """provenance_id -> ["dataset/task/backbone/res/probe[/Nshot]/seedN: metric", ...]."""
     described: dict[str, list[str]] = {}
     for row in table.itertuples(index=False):
-        label = (f"{row.dataset}/{row.task}/{row.backbone}/{row.resolution}/{row.probe}/"
+        shots = "" if pd.isna(row.shots) else f"{row.shots}shot/"
+        label = (f"{row.dataset}/{row.task}/{row.backbone}/{row.resolution}/{row.probe}/{shots}"
                  f"seed{row.seed}: {row.metric}")
         described.setdefault(row.provenance_id, []).append(label)
     return described
@@ -170,7 +170,7 @@ class Auditor:
         path = self.workdir / record["outputs"]["metrics"]["path"]
         if not path.exists():
             return
-        written = pd.read_csv(path).sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
+        written = read_metrics(path).sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
         aggregated = table[table["provenance_id"] == prov_id].reset_index(drop=True)
         if not written.equals(aggregated):
             self.flag("results/metrics.csv", "table",
@@ -183,7 +183,7 @@ def audit(workdir: str | Path = ".", ids: list[str] | None = None, deep: bool = 
     table_path = workdir / "results" / "metrics.csv"
     if not table_path.exists():
         raise FileNotFoundError(f"{table_path} does not exist: run the workflow first")
-    table = pd.read_csv(table_path).sort_values(SORT_COLUMNS, kind="stable")
+    table = read_metrics(table_path).sort_values(SORT_COLUMNS, kind="stable")
     known = list(dict.fromkeys(table["provenance_id"]))
     unknown = sorted(set(ids or []) - set(known))
     if unknown:

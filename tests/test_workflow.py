@@ -15,12 +15,13 @@ import pandas as pd
 import yaml
 
 from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake
+from medprobe.audit import audit
 from medprobe.datasets.registry import get_dataset
 from medprobe.probes.registry import get_probe
 
 TINY = ["--configfile", "config/tiny.yaml"]
-COLUMNS = ["dataset", "task", "control", "backbone", "resolution", "probe", "seed", "metric", "value",
-           "ci_low", "ci_high", "n_boot", "n_evaluated", "n_total", "provenance_id"]
+COLUMNS = ["dataset", "task", "control", "backbone", "resolution", "probe", "shots", "seed", "metric",
+           "value", "ci_low", "ci_high", "n_boot", "n_evaluated", "n_total", "provenance_id"]
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
@@ -176,6 +177,45 @@ def test_adding_the_linear_probe_runs_only_its_jobs(tiny_run, tmp_path):
             assert probe["extra"]["selection"][task]["chosen_lr"] in (0.01, 0.1)
     findings = linear[(linear["task"] == "findings") & (linear["metric"] == "auroc")]
     assert (findings["value"] > 0.5).all(), findings
+    shutil.rmtree(workdir / "data")
+
+
+def test_adding_the_few_shot_probe_runs_only_its_jobs(tiny_run, tmp_path):
+    """A few-shot probe added to a finished run: its probe and evaluate jobs per draw and the curves; one row set
+    per shot count, the draw recorded in provenance and shared by every backbone and resolution."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
+    config["probes"]["fewshot"] = {"shots": [1, 4], "seeds": [0, 1]}
+    (workdir / "config" / "fewshot.yaml").write_text(yaml.safe_dump(config))
+    n_draws = len(config["backbones"]) * len(config["resolutions"]) * 2
+    jobs = planned_jobs(snakemake(workdir, "--configfile", "config/fewshot.yaml", "-n"))
+    assert jobs == {"probe": n_draws, "evaluate": n_draws, "aggregate": 1, "figures": 1, "fewshot_figure": 1,
+                    "crate": 1, "all": 1}
+    snakemake(workdir, "--configfile", "config/fewshot.yaml")
+    table = pd.read_csv(workdir / "results" / "metrics.csv", dtype={"shots": "Int64"})
+    assert list(table.columns) == COLUMNS
+    few_shot = table[table["probe"] == "fewshot"]
+    assert set(few_shot["shots"]) == {1, 4} and set(few_shot["seed"]) == {0, 1}
+    assert table.loc[table["probe"] != "fewshot", "shots"].isna().all()
+    before = pd.read_csv(tiny_run / "results" / "metrics.csv")
+    pd.testing.assert_frame_equal(table[table["probe"] != "fewshot"].drop(columns="shots").reset_index(drop=True),
+                                  before.drop(columns="shots"), check_dtype=False)
+    units = {}
+    for prov_id in few_shot["provenance_id"].unique():
+        record = json.loads((workdir / "results" / "provenance" / f"{prov_id}.json").read_text())
+        probe = record["chain"][1]
+        assert "val" not in probe["inputs"]
+        seed = probe["identity"]["params"]["seed"]
+        drawn = {task: {n: probe["extra"]["selection"][task]["shots"][n]["units"] for n in ("1", "4")}
+                 for task in ("findings", "control")}
+        assert set(drawn["findings"]["1"]) <= set(drawn["findings"]["4"])
+        assert units.setdefault(seed, drawn) == drawn  # the same patients for every backbone and resolution
+    assert units[0] != units[1]
+    assert (workdir / "results" / "figures" / "fewshot.png").stat().st_size > 0
+    report = audit(workdir, ids=list(few_shot["provenance_id"].unique()))
+    assert report.ok and any("/fewshot/4shot/seed1: auroc" in row for rows in report.rows_by_id.values()
+                             for row in rows)
     shutil.rmtree(workdir / "data")
 
 

@@ -9,6 +9,7 @@ still scored.
 """
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -16,6 +17,21 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from medprobe.evaluate.metrics import MISSING, label_indicator, macro_auroc
+
+
+@contextmanager
+def counted_convergence_warnings():
+    """Count scikit-learn's ConvergenceWarnings (into the yielded dict's "n", for provenance) instead of showing
+    them; other warnings are shown as usual."""
+    counted = {"n": 0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield counted
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            counted["n"] += 1
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def c_grid(min_c: float, max_c: float, num: int) -> np.ndarray:
@@ -47,7 +63,8 @@ def _probabilities(model: LogisticRegression, z: np.ndarray, task_type: str, n_c
     return full
 
 
-def _fit_predict(train_x, train_target, test_x, c, task_type, max_iter, seed, n_classes) -> np.ndarray:
+def fit_predict_logreg(train_x, train_target, test_x, c, task_type, max_iter, seed, n_classes) -> np.ndarray:
+    """Fit one model at a fixed C on standardised train features; test probabilities as _probabilities gives."""
     scaler = StandardScaler().fit(train_x)
     model = LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter, random_state=seed)
     model.fit(scaler.transform(train_x), train_target)
@@ -101,14 +118,13 @@ def select_and_predict_logreg(
     label_indicator(val_y, n_columns, task_type)
 
     all_x, all_y = np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with counted_convergence_warnings() as convergence_warnings:
         if task_type == "multiclass":
             if len(np.unique(train_y)) < 2:
                 raise ValueError("train has a single class; logistic regression needs at least two")
             val_auroc = [_sweep(train_x, train_y, val_x, val_y, cs, task_type, max_iter, seed, n_classes)]
             chosen = [_choose(cs, val_auroc[0], "every class")]
-            test_scores = _fit_predict(all_x, all_y, test_x, chosen[0], task_type, max_iter, seed, n_classes)
+            test_scores = fit_predict_logreg(all_x, all_y, test_x, chosen[0], task_type, max_iter, seed, n_classes)
         else:
             val_auroc, chosen, columns = [], [], []
             for label in range(train_y.shape[1]):
@@ -131,19 +147,16 @@ def select_and_predict_logreg(
                 )
                 val_auroc.append(label_auroc)
                 chosen.append(_choose(cs, label_auroc, f"label column {label}"))
-                label_scores = _fit_predict(
+                label_scores = fit_predict_logreg(
                     all_x[all_rows], all_y[all_rows, label], test_x, chosen[-1], task_type, max_iter, seed, n_classes
                 )
                 columns.append(label_scores)
             test_scores = np.concatenate(columns, axis=1)
-    for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     info = {
         "c": chosen,
         "val_auroc": val_auroc,
         "c_grid": cs.tolist(),
-        "n_convergence_warnings": sum(issubclass(w.category, ConvergenceWarning) for w in caught),
+        "n_convergence_warnings": convergence_warnings["n"],
         "max_iter": int(max_iter),
     }
     return test_scores, info

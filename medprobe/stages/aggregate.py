@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.atomic import atomic_path, write_json
-from medprobe.metrics_table import FLOAT_FORMAT, SORT_COLUMNS
+from medprobe.metrics_table import SORT_COLUMNS, read_metrics, write_metrics
 from medprobe.provenance import chain, load_record
 
 
@@ -15,16 +15,15 @@ def aggregate_stage(metric_files: list[str], metrics_out: str, provenance_dir: s
     """One long table, sorted, fixed float format: same inputs give byte-identical bytes."""
     tables, records = [], {}
     for path in metric_files:
-        table = pd.read_csv(path)
+        table = read_metrics(path)
         tables.append(table)
         record = load_record(Path(path).with_name("provenance.json"))
         records[record["id"]] = {"id": record["id"], "metrics_file": path,
                                  "chain": chain(record)}
     table = pd.concat(tables, ignore_index=True)
-    table = table.sort_values(SORT_COLUMNS,
-                              kind="stable")
+    table = table.sort_values(SORT_COLUMNS, kind="stable")
     with atomic_path(metrics_out) as tmp:
-        table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
+        write_metrics(table, tmp)
     out = Path(provenance_dir)
     out.mkdir(parents=True, exist_ok=True)
     for prov_id, record in records.items():

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.atomic import atomic_path
-from medprobe.metrics_table import FLOAT_FORMAT, METRIC_COLUMNS
+from medprobe.metrics_table import FLOAT_FORMAT, metrics_frame, write_metrics
 from medprobe.provenance import StageRecord
 
 log = logging.getLogger("medprobe")
@@ -74,7 +74,7 @@ def evaluate_segmentation_stage(wildcards: dict, settings: dict, predictions: st
     } for _, row in summary.iterrows()]
     log.info("%s: %s", task_name, {r["metric"]: round(r["value"], 4) for r in rows if "[" not in r["metric"]})
     with atomic_path(metrics) as tmp:
-        pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
+        write_metrics(metrics_frame(rows), tmp)
     with atomic_path(cases) as tmp:
         per_case.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     record.write(provenance, outputs={"metrics": metrics, "cases": cases})

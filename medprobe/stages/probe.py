@@ -102,7 +102,10 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
 
     from medprobe.probes.registry import get_probe
 
-    if get_probe(probe).get("torch"):  # kNN and logreg never import it
+    entry = get_probe(probe)
+    # A few-shot probe trains on a draw from train and never reads val: its features are not even loaded.
+    used = ("train", "test") if entry.get("few_shot") else SPLITS
+    if entry.get("torch"):  # kNN and logreg never import it
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -116,7 +119,7 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
     record = StageRecord(
         "probe", __name__, {"probe": probe, "params": params, "seed": seed,
                             **({"trained_on": str(train_dir)} if train_feature_dir else {})},
-        inputs={**{s: split_dirs[s] / f"{s}.npy" for s in SPLITS}, "index": feature_dir / "index.parquet",
+        inputs={**{s: split_dirs[s] / f"{s}.npy" for s in used}, "index": feature_dir / "index.parquet",
                 **({"train_index": train_dir / "index.parquet"} if train_feature_dir else {})},
         upstream={"extract_features": upstream, **({"extract_features_train": train_upstream}
                                                    if train_upstream else {})},
@@ -130,20 +133,26 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
                          "role: transfer) is probed with `transfer_from: <a dataset with train and val>` in the config")
     # Memory-mapped: a slide set's tiles are read bag by bag (MIL) or slide by slide (the mean), never whole.
     tokens = {s: select_tokens(np.load(split_dirs[s] / f"{s}.npy", mmap_mode="r"), spec["tokens"],
-                               params["features"]) for s in SPLITS}
-    if get_probe(probe)["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
-        x = {s: (tokens[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in SPLITS}
+                               params["features"]) for s in used}
+    if entry["kind"] == "bags":  # a volume's slices, a slide's tiles as one bag: (features, offsets)
+        x = {s: (tokens[s], np.r_[instance_ranges(parts[s])[0], instance_ranges(parts[s])[1][-1:]]) for s in used}
     else:
-        x = {s: vector_inputs(tokens[s], parts[s]) for s in SPLITS}
-    run = get_probe(probe)["run"]
+        x = {s: vector_inputs(tokens[s], parts[s]) for s in used}
+    run = entry["run"]
     rows, info, attention_rows = [], {}, []
     for task_name, task in classification_tasks(spec["tasks"]).items():
         try:
-            y = {s: task_targets(parts[s], task) for s in SPLITS}
+            y = {s: task_targets(parts[s], task) for s in used}
             # Small fits are slower with many BLAS threads than with the job's share of cores.
             with threadpool_limits(limits=max(1, threads)):
-                scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
-                                              params, task["type"], seed)
+                if entry.get("few_shot"):
+                    scores, info[task_name] = run(
+                        x["train"], y["train"], x["test"], params, task["type"], seed,
+                        train_patients=parts["train"]["patient_id"].to_numpy(),
+                        train_items=parts["train"]["item_id"].to_numpy(), n_columns=len(task["labels"]))
+                else:
+                    scores, info[task_name] = run(x["train"], y["train"], x["val"], y["val"], x["test"],
+                                                  params, task["type"], seed)
             # MIL's per-slice attention is summarised here, not stored whole in provenance.
             attention = info[task_name].pop("attention", None)
             if attention is not None:
@@ -158,13 +167,16 @@ def probe_stage(probe: str, params: dict, seed: int, feature_dir: str, upstream:
             raise ValueError(f"{probe} on {feature_dir}, task '{task_name}' "
                              f"(label columns in order: {task['labels']}): {err}") from err
         truth = parts["test"][[f"label_{label}" for label in task["labels"]]].to_numpy()
-        for j, label in enumerate(task["labels"]):
-            rows.append(pd.DataFrame({
-                "item_id": parts["test"]["item_id"].to_numpy(),
-                "patient_id": parts["test"]["patient_id"].to_numpy(),
-                "task": task_name, "label": label,
-                "y_true": truth[:, j].astype(np.int8), "y_score": scores[:, j].astype(np.float64),
-            }))
+        # A few-shot probe scores the test split once per shot count, in a "shots" column.
+        for shots, shot_scores in (scores.items() if entry.get("few_shot") else [(None, scores)]):
+            for j, label in enumerate(task["labels"]):
+                rows.append(pd.DataFrame({
+                    "item_id": parts["test"]["item_id"].to_numpy(),
+                    "patient_id": parts["test"]["patient_id"].to_numpy(),
+                    "task": task_name, "label": label,
+                    **({"shots": shots} if shots is not None else {}),
+                    "y_true": truth[:, j].astype(np.int8), "y_score": shot_scores[:, j].astype(np.float64),
+                }))
         log.info("%s on task %s: %s", probe, task_name, {k: v for k, v in info[task_name].items()
                                                            if not isinstance(v, (list, dict))})
     with atomic_path(predictions) as tmp:

@@ -45,11 +45,32 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule fewshot_figure:
+    input:
+        metrics="results/metrics.csv",
+    output:
+        png=report(
+            "results/figures/fewshot.png",
+            caption="../report/fewshot.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/fewshot.pdf",
+    log:
+        "logs/fewshot_figure.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        code=code_digest("medprobe.figures"),
+        metric=config["figures"]["metric"],
+    script:
+        "../scripts/figures.py"
+
+
 rule crate:
     input:
         metrics="results/metrics.csv",
         provenance="results/provenance",
-        figures=rules.figures.output,
+        figures=[*rules.figures.output, *fewshot_figure_targets()],
     output:
         crate="results/ro-crate-metadata.json",
     log:

@@ -91,6 +91,7 @@ CLASSIFIERS = sorted(
     p for p in config["probes"] if get_probe(p)["kind"] != "segmentation"
 )
 BAG_PROBES = [p for p in CLASSIFIERS if get_probe(p)["kind"] == "bags"]
+FEW_SHOT_PROBES = [p for p in CLASSIFIERS if get_probe(p).get("few_shot")]
 SEG_HEADS = sorted(
     p for p in config["probes"] if get_probe(p)["kind"] == "segmentation"
 )
@@ -338,3 +339,10 @@ def slide_figure_targets():
     return [f"results/figures/tiles_{d}" for d in slide_datasets()] + [
         f"results/figures/attention_{d}" for d in slide_datasets() if attention_run(d)
     ]
+
+
+def fewshot_figure_targets():
+    """The few-shot curves, when the config runs a few-shot probe."""
+    if not FEW_SHOT_PROBES:
+        return []
+    return expand("results/figures/fewshot.{ext}", ext=["png", "pdf"])
