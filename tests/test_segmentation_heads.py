@@ -210,3 +210,22 @@ def test_3d_chunked_prediction_equals_one_pass():
     for chunk in (1, 3, 5):
         np.testing.assert_array_equal(predict_3d(model, volume, (8, 8), chunk, torch.device("cpu")), whole)
     assert whole.shape == (11, 8, 8) and len(np.unique(whole)) > 1
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 9, 7), (2, 5, 3, 6, 4)])
+def test_dice_ce_loss_equals_monais_with_its_gradients(shape):
+    """The training loss is MONAI's DiceCELoss(softmax, one-hot targets, batch Dice) bit for bit, gradients too."""
+    from monai.losses import DiceCELoss
+
+    from medprobe.probes.segmentation import dice_ce_loss
+
+    generator = torch.Generator().manual_seed(shape[0])
+    logits = torch.randn(shape, generator=generator) * 3
+    target = torch.randint(0, shape[1] - 1, (shape[0], 1, *shape[2:]), generator=generator)  # a class never present
+    ours_in, monai_in = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    ours = dice_ce_loss(ours_in, target)
+    expected = DiceCELoss(softmax=True, to_onehot_y=True, batch=True)(monai_in, target)
+    ours.backward()
+    expected.backward()
+    assert torch.equal(ours, expected)
+    assert torch.equal(ours_in.grad, monai_in.grad)
