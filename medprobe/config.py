@@ -24,6 +24,25 @@ def validate_config(config: dict, source: str = "config") -> None:
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines))
 
 
+def sort_keys(config: dict) -> None:
+    """Sort, in place, the keys of every mapping in a validated config except the order of its datasets.
+
+    Snakemake compares a job's params by their repr, so two configs that differ only in the order of keys (a key
+    moved, or a default written out, which the schema's defaults then place elsewhere) would rerun every job.
+    The datasets keep the order they are listed in, which the figures and reports follow.
+    """
+    def sorted_mapping(value):
+        if isinstance(value, dict):
+            return {key: sorted_mapping(value[key]) for key in sorted(value)}
+        if isinstance(value, list):
+            return [sorted_mapping(item) for item in value]
+        return value
+
+    for key, value in list(config.items()):
+        config[key] = ({name: sorted_mapping(options) for name, options in value.items()} if key == "datasets"
+                       else sorted_mapping(value))
+
+
 def validate_dataset_options(options: dict, source: str) -> None:
     """One dataset's options (a user dataset's YAML spec file) against the config schema's dataset section."""
     schema = yaml.safe_load(SCHEMA.read_text())

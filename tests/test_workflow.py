@@ -78,6 +78,29 @@ def test_second_run_does_nothing(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_key_order_and_written_defaults_rerun_nothing(tiny_run, tmp_path):
+    """The tiny suite with every mapping's keys in another order and defaults written out plans no job: Snakemake
+    compares params by their repr, so without sorted keys this reran the whole DAG."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    (workdir / "config" / "tiny.yaml").write_text("""
+evaluate: {n_bootstrap: 50}
+extract: {num_workers: 0, batch_size: 16}
+preprocess: {resize_policy: pad, size: 64}
+seeds: [0]
+probes:
+  logreg: {c_num: 5}
+  knn: {temperature: 0.07, k: [5]}
+resolutions: [32, 48]
+backbones: [vit_tiny_random, pixels]
+datasets:
+  demo_cxr: {seed: 7, n_patients: 60}
+""")
+    result = snakemake(workdir, *TINY, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, planned_jobs(result)
+    shutil.rmtree(workdir / "data")
+
+
 def test_probe_parameter_change_reruns_only_downstream(tiny_run):
     config = yaml.safe_load((tiny_run / "config" / "tiny.yaml").read_text())
     config["probes"]["knn"]["temperature"] = 0.1

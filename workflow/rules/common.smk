@@ -8,10 +8,13 @@ sys.path.insert(0, workflow.basedir)
 
 from medprobe.backbones.registry import get_backbone
 from medprobe.codedeps import code_sha256
+from medprobe.config import sort_keys
 from medprobe.datasets import registry as dataset_registry
 from medprobe.datasets.registry import active_tasks, resolve_options
 from medprobe.probes.registry import get_probe
 from medprobe.registry import UnknownEntryError
+
+sort_keys(config)
 
 
 def source_options(dataset):
