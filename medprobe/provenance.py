@@ -167,6 +167,8 @@ class StageRecord:
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                 "conda_prefix": os.environ.get("CONDA_PREFIX"),
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                # On CPU, torch's thread count changes the last bits of features and of trained heads.
+                "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
                 **git_version(),
                 "started": self.started,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

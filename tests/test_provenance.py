@@ -45,3 +45,19 @@ def test_stage_code_closures_follow_imports_including_lazy_ones():
     preprocess = relative(import_closure("medprobe.stages.preprocess", "medprobe.datasets.adapters.nih"))
     assert {"io/dicom.py", "datasets/adapters/nih.py", "preprocess.py"} <= preprocess
     assert "datasets/adapters/medmnist.py" not in preprocess  # only the dataset's own adapter
+
+
+def test_a_torch_stage_records_its_thread_count(tmp_path):
+    """On CPU the thread count changes features in the last bits, so a record of a stage that ran torch says it."""
+    import torch
+
+    out = tmp_path / "out.txt"
+    out.write_text("y")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        record = StageRecord("extract_features", "medprobe.stages.extract", {}).write(tmp_path / "a.json",
+                                                                                      outputs={"out": out})
+    finally:
+        torch.set_num_threads(before)
+    assert record["run"]["torch_threads"] == 1
